@@ -1,0 +1,37 @@
+import type { Logger } from '../log.js';
+
+/** One challenge of one authorization, computed by the core; solvers get no ACME objects. */
+export interface ChallengeInput {
+  certName: string;
+  /** Identifier without the wildcard prefix ("example.com" for "*.example.com"). */
+  domain: string;
+  wildcard: boolean;
+  type: 'http-01' | 'dns-01';
+  token: string;
+  /** http-01: the file content. dns-01: the key authorization the digest was made from. */
+  keyAuthorization: string;
+  /** dns-01 only: `_acme-challenge.<domain>` without a trailing dot. */
+  dnsRecordName: string;
+  /** dns-01 only: base64url(SHA-256(keyAuthorization)), the TXT value. */
+  dnsValue: string;
+}
+
+export interface SolverContext {
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+/**
+ * lego's challenge.Provider: present, then clean up whatever happened. A solver that can batch
+ * (Route53: one ChangeBatch per zone) implements presentAll/cleanupAll and gets every challenge of
+ * one order at once; the pipeline prefers those when present.
+ */
+export interface ChallengeSolver {
+  readonly type: 'http-01' | 'dns-01';
+  present(ch: ChallengeInput, ctx: SolverContext): Promise<void>;
+  cleanup(ch: ChallengeInput, ctx: SolverContext): Promise<void>;
+  presentAll?(chs: ChallengeInput[], ctx: SolverContext): Promise<void>;
+  cleanupAll?(chs: ChallengeInput[], ctx: SolverContext): Promise<void>;
+  /** Optional: confirm from outside that the challenge is visible (self-check, propagation) before the CA is asked. */
+  check?(chs: ChallengeInput[], ctx: SolverContext): Promise<void>;
+}

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { execChallengeSchema } from '../challenges/exec/schema.js';
+import { route53ChallengeSchema } from '../challenges/route53/schema.js';
+import { webrootChallengeSchema } from '../challenges/webroot/schema.js';
+import { acmDeploySchema } from '../deploy/acm/schema.js';
+import { nginxDeploySchema } from '../deploy/nginx/schema.js';
+import { notifySchema } from '../notify/schema.js';
+import { isSafeFileName, isValidDnsName } from './dns-name.js';
+
+export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+
+export const DIRECTORY_ALIASES: Record<string, string> = {
+  letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+};
+
+const domainSchema = z
+  .string()
+  .transform((s) => s.trim().toLowerCase())
+  .refine((s) => isValidDnsName(s), { error: (iss) => `"${String(iss.input)}" is not a valid DNS name` });
+
+export const challengeSchema = z.discriminatedUnion('type', [
+  webrootChallengeSchema,
+  z.discriminatedUnion('provider', [route53ChallengeSchema, execChallengeSchema]),
+]);
+export type ChallengeConfig = z.infer<typeof challengeSchema>;
+
+export const deploySchema = z.discriminatedUnion('type', [nginxDeploySchema, acmDeploySchema]);
+export type DeployConfig = z.infer<typeof deploySchema>;
+
+export const certificateSchema = z.strictObject({
+  name: z.string().refine(isSafeFileName, {
+    error: (iss) =>
+      `"${String(iss.input)}" is not a safe file name: use letters, digits, ".", "_" and "-", starting with a letter or digit (no "/" or "..")`,
+  }),
+  domains: z.array(domainSchema).min(1, 'list at least one domain'),
+  keyType: z.enum(KEY_TYPES).default('ecdsa-p256'),
+  challenge: challengeSchema,
+  deploy: z.array(deploySchema).default([]),
+  /** Renew when less than this fraction of the lifetime is left (default 1/3, like certbot's 30 of 90 days). */
+  renewBeforeFraction: z.number().gt(0).lt(1).optional(),
+  /** ACME profile or preferred chain (issuer CN) — optional CA features. */
+  preferredChain: z.string().optional(),
+});
+export type CertificateConfig = z.infer<typeof certificateSchema>;
+
+export const configSchema = z.strictObject({
+  acme: z.strictObject({
+    directoryUrl: z
+      .string()
+      .default('letsencrypt')
+      .transform((s) => DIRECTORY_ALIASES[s] ?? s)
+      .pipe(z.url({ protocol: /^https?$/, error: 'expected "letsencrypt", "letsencrypt-staging" or an https:// ACME directory URL' })),
+    /** Used by `renew --dry-run`; default: letsencrypt-staging when directoryUrl is Let's Encrypt, else directoryUrl. */
+    stagingDirectoryUrl: z
+      .string()
+      .transform((s) => DIRECTORY_ALIASES[s] ?? s)
+      .pipe(z.url({ protocol: /^https?$/ }))
+      .optional(),
+    email: z.email('expected an e-mail address such as ops@example.com').optional(),
+    caBundle: z.string().min(1).optional(),
+    eab: z.strictObject({ kid: z.string().min(1), hmacKey: z.string().min(1) }).optional(),
+    /** Seconds; upper bound for one certificate's whole order. */
+    orderTimeoutSeconds: z.number().positive().default(300),
+  }),
+  storage: z.strictObject({ path: z.string().min(1).default('/etc/letsencrypt') }).default({ path: '/etc/letsencrypt' }),
+  selfCheck: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Port the HTTP-01 self-check connects to. The CA always uses 80; change it only behind port mapping or in tests. */
+      httpPort: z.number().int().min(1).max(65535).default(80),
+      /** DNS servers ("host:port") used to resolve domains for the self-check; default: the system resolver. */
+      resolvers: z.array(z.string().min(1)).optional(),
+      timeoutSeconds: z.number().positive().default(5),
+    })
+    .default({ enabled: true, httpPort: 80, timeoutSeconds: 5 }),
+  renewal: z
+    .strictObject({
+      renewBeforeFraction: z.number().gt(0).lt(1).default(1 / 3),
+      concurrency: z.number().int().min(1).max(64).default(4),
+      /** /readyz fails and alerts fire when a certificate has fewer days left than this. */
+      dangerDays: z.number().min(0).default(14),
+    })
+    .default({ renewBeforeFraction: 1 / 3, concurrency: 4, dangerDays: 14 }),
+  schedule: z
+    .strictObject({
+      cron: z.string().optional(),
+      timezone: z.string().default('UTC'),
+      jitterSeconds: z.number().min(0).default(300),
+    })
+    .default({ timezone: 'UTC', jitterSeconds: 300 }),
+  server: z
+    .strictObject({
+      listen: z.string().default('127.0.0.1:8080'),
+      token: z.string().min(16, 'use a token of at least 16 characters').optional(),
+      tokenFile: z.string().min(1).optional(),
+      bodyLimitBytes: z.number().int().positive().default(16 * 1024),
+    })
+    .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024 }),
+  notify: z.array(notifySchema).default([]),
+  acmAudit: z
+    .strictObject({
+      regions: z.array(z.string().min(1)).default(['us-east-1']),
+      expiringDays: z.number().int().positive().default(30),
+    })
+    .optional(),
+  certificates: z.array(certificateSchema).default([]),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

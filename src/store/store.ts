@@ -1,0 +1,318 @@
+import { createPrivateKey } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join, relative } from 'node:path';
+import lockfile from 'proper-lockfile';
+import type { KeyType } from '../config/schema.js';
+import { certInfo, splitPemChain } from '../crypto/pem.js';
+import type { IssuedCertificate } from '../deploy/types.js';
+import { CertkeeperError } from '../errors.js';
+import { readIfExists, symlinkAtomic, writeFileAtomic } from './fsutil.js';
+import type { CertState } from './state.js';
+
+export const LIVE_FILES = ['cert', 'chain', 'fullchain', 'privkey'] as const;
+type LiveFile = (typeof LIVE_FILES)[number];
+
+const CURRENT = '.current';
+
+const README = `This folder is managed by certkeeper.
+cert.pem, chain.pem, fullchain.pem and privkey.pem point (through .current) at the
+version in ../../archive/<name>/ that is live now. Point your server at these paths;
+never move or edit them. A renewal switches all four at once.
+`;
+
+export interface SaveInput {
+  domains: string[];
+  keyType: KeyType;
+  /** What the CA returned: leaf first, then intermediates. */
+  fullchainPem: string;
+  keyPem: string;
+  placeholder?: boolean;
+}
+
+/**
+ * certbot-compatible storage:
+ *   archive/<name>/{cert,chain,fullchain,privkey}N.pem   real files, one set per version
+ *   archive/<name>/.vN/{cert,...}.pem -> ../certN.pem      the set as a folder
+ *   live/<name>/.current -> ../../archive/<name>/.vN       switched with one rename
+ *   live/<name>/{cert,...}.pem -> .current/{cert,...}.pem  what nginx reads
+ * One rename(2) of `.current` switches all four files: no reader sees a new certificate with an old key,
+ * and a crash leaves either the old set or the new set live.
+ */
+export class CertStore {
+  constructor(readonly root: string) {}
+
+  liveDir(name: string): string {
+    return join(this.root, 'live', name);
+  }
+  archiveDir(name: string): string {
+    return join(this.root, 'archive', name);
+  }
+  statePath(name: string): string {
+    return join(this.root, 'state', `${name}.json`);
+  }
+  livePaths(name: string): IssuedCertificate['paths'] {
+    const d = this.liveDir(name);
+    return {
+      cert: join(d, 'cert.pem'),
+      chain: join(d, 'chain.pem'),
+      fullchain: join(d, 'fullchain.pem'),
+      privkey: join(d, 'privkey.pem'),
+    };
+  }
+
+  /** Names with live files or state: configured ones and adopted certbot ones alike. */
+  async listNames(): Promise<string[]> {
+    const names = new Set<string>();
+    for (const e of await readdirSafe(join(this.root, 'live'))) if (!e.startsWith('.') && e !== 'README') names.add(e);
+    for (const e of await readdirSafe(join(this.root, 'state'))) if (e.endsWith('.json')) names.add(e.slice(0, -5));
+    return [...names].sort();
+  }
+
+  /** The certificate live now, or undefined when there is none. Reads through certbot's or our symlinks alike. */
+  async current(name: string, state?: CertState): Promise<IssuedCertificate | undefined> {
+    const paths = this.livePaths(name);
+    const [cert, chain, fullchain, privkey] = await Promise.all(LIVE_FILES.map((f) => readIfExists(paths[f])));
+    if (!fullchain || !privkey) return undefined;
+    const leaf = cert ?? splitPemChain(fullchain)[0];
+    if (!leaf) return undefined;
+    const info = certInfo(leaf);
+    const st = state ?? (await this.readState(name));
+    return {
+      name,
+      domains: st?.domains ?? info.subjectAltNames,
+      keyType: st?.keyType ?? keyTypeOf(privkey),
+      certPem: leaf,
+      chainPem: chain ?? splitPemChain(fullchain).slice(1).join(''),
+      fullchainPem: fullchain,
+      keyPem: privkey,
+      serial: info.serial,
+      notBefore: info.notBefore,
+      notAfter: info.notAfter,
+      version: (await this.currentVersion(name)) ?? st?.version ?? 0,
+      paths,
+      placeholder: st?.placeholder === true,
+    };
+  }
+
+  /** The archive version `.current` points at (undefined for certbot-style or missing live files). */
+  async currentVersion(name: string): Promise<number | undefined> {
+    try {
+      const target = await fs.readlink(join(this.liveDir(name), CURRENT));
+      const m = /\.v(\d+)$/.exec(target);
+      return m ? Number(m[1]) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Versions present in the archive (certbot's certN.pem and ours alike), ascending. */
+  async versions(name: string): Promise<number[]> {
+    const seen = new Set<number>();
+    for (const e of await readdirSafe(this.archiveDir(name))) {
+      const m = /^(?:fullchain(\d+)\.pem|\.v(\d+))$/.exec(e);
+      if (m) seen.add(Number(m[1] ?? m[2]));
+    }
+    return [...seen].sort((a, b) => a - b);
+  }
+
+  /**
+   * Writes a new version to the archive and switches live to it atomically.
+   * Returns what is live afterwards.
+   */
+  async save(name: string, input: SaveInput): Promise<IssuedCertificate> {
+    const blocks = splitPemChain(input.fullchainPem);
+    if (blocks.length === 0) {
+      throw new CertkeeperError('store', 'the CA returned no PEM certificate', { cert: name, hint: 'check the CA; nothing was changed on disk' });
+    }
+    const files: Record<LiveFile, string> = {
+      cert: blocks[0]!,
+      chain: blocks.slice(1).join(''),
+      fullchain: blocks.join(''),
+      privkey: input.keyPem,
+    };
+    await this.ensureIndirection(name);
+    const archive = this.archiveDir(name);
+    await fs.mkdir(archive, { recursive: true, mode: 0o755 });
+    const version = ((await this.versions(name)).at(-1) ?? 0) + 1;
+    // 1. the files themselves (a crash here leaves unreferenced files, never a partial live set)
+    await Promise.all(
+      LIVE_FILES.map((f) => writeFileAtomic(join(archive, `${f}${version}.pem`), files[f], f === 'privkey' ? 0o600 : 0o644)),
+    );
+    // 2. the version folder
+    const vdir = join(archive, `.v${version}`);
+    await fs.rm(vdir, { recursive: true, force: true });
+    await fs.mkdir(vdir);
+    await Promise.all(LIVE_FILES.map((f) => fs.symlink(`../${f}${version}.pem`, join(vdir, `${f}.pem`))));
+    // 3. the switch
+    await this.pointCurrentAt(name, version);
+    const info = certInfo(files.cert);
+    const now = new Date().toISOString();
+    await this.updateState(name, {
+      domains: input.domains,
+      keyType: input.keyType,
+      serial: info.serial,
+      notBefore: info.notBefore.toISOString(),
+      notAfter: info.notAfter.toISOString(),
+      version,
+      issuedAt: now,
+      placeholder: input.placeholder === true,
+    });
+    const live = await this.current(name);
+    if (!live || live.serial !== info.serial) {
+      throw new CertkeeperError('store', `live/${name} does not show the certificate just written`, {
+        cert: name,
+        hint: 'something else is changing the live folder; stop it and run certkeeper renew again',
+      });
+    }
+    return live;
+  }
+
+  /** Switches live back to the newest version older than the current one. */
+  async rollback(name: string): Promise<IssuedCertificate | undefined> {
+    const cur = await this.currentVersion(name);
+    const older = (await this.versions(name)).filter((v) => cur === undefined || v < cur);
+    const prev = older.at(-1);
+    if (prev === undefined) return undefined;
+    const vdir = join(this.archiveDir(name), `.v${prev}`);
+    if (!(await exists(vdir))) await this.makeVersionDir(name, prev);
+    await this.pointCurrentAt(name, prev);
+    const leaf = await fs.readFile(join(this.archiveDir(name), `cert${prev}.pem`), 'utf8');
+    const info = certInfo(leaf);
+    const state = await this.readState(name);
+    await this.updateState(name, {
+      serial: info.serial,
+      notBefore: info.notBefore.toISOString(),
+      notAfter: info.notAfter.toISOString(),
+      version: prev,
+      placeholder: prev === state?.version ? state.placeholder : false,
+    });
+    return this.current(name);
+  }
+
+  private async pointCurrentAt(name: string, version: number): Promise<void> {
+    const live = this.liveDir(name);
+    const target = relative(live, join(this.archiveDir(name), `.v${version}`));
+    await symlinkAtomic(target, join(live, CURRENT));
+  }
+
+  private async makeVersionDir(name: string, version: number): Promise<void> {
+    const vdir = join(this.archiveDir(name), `.v${version}`);
+    await fs.mkdir(vdir, { recursive: true });
+    for (const f of LIVE_FILES) {
+      const link = join(vdir, `${f}.pem`);
+      await fs.rm(link, { force: true });
+      await fs.symlink(`../${f}${version}.pem`, link);
+    }
+  }
+
+  /**
+   * Makes live/<name>/X.pem point through `.current`. For a fresh name that is all; for a certbot-adopted
+   * name (links straight into archive, or plain files) the current content is first captured as a version
+   * and `.current` made to point at it, so each of the four one-at-a-time link swaps keeps serving the same set.
+   */
+  private async ensureIndirection(name: string): Promise<void> {
+    const live = this.liveDir(name);
+    await fs.mkdir(live, { recursive: true, mode: 0o755 });
+    const paths = this.livePaths(name);
+    const links = await Promise.all(LIVE_FILES.map((f) => fs.readlink(paths[f]).catch(() => undefined)));
+    if (links.every((l, i) => l === `${CURRENT}/${LIVE_FILES[i]}.pem`)) return;
+    if (await exists(paths.fullchain)) {
+      // Adopt: copy what is served now into a new archive version and point .current at it.
+      const contents = await Promise.all(LIVE_FILES.map((f) => readIfExists(paths[f])));
+      const archive = this.archiveDir(name);
+      await fs.mkdir(archive, { recursive: true });
+      const version = ((await this.versions(name)).at(-1) ?? 0) + 1;
+      const fullchain = contents[2]!;
+      const blocks = splitPemChain(fullchain);
+      const fill: Record<LiveFile, string> = {
+        cert: contents[0] ?? blocks[0] ?? '',
+        chain: contents[1] ?? blocks.slice(1).join(''),
+        fullchain,
+        privkey: contents[3] ?? '',
+      };
+      for (const f of LIVE_FILES) {
+        await writeFileAtomic(join(archive, `${f}${version}.pem`), fill[f], f === 'privkey' ? 0o600 : 0o644);
+      }
+      await this.makeVersionDir(name, version);
+      await this.pointCurrentAt(name, version);
+    }
+    for (const f of LIVE_FILES) await symlinkAtomic(`${CURRENT}/${f}.pem`, paths[f]);
+    if (!(await exists(join(live, 'README')))) await writeFileAtomic(join(live, 'README'), README);
+  }
+
+  async readState(name: string): Promise<CertState | undefined> {
+    const text = await readIfExists(this.statePath(name));
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as CertState;
+    } catch {
+      throw new CertkeeperError('store', `state/${name}.json is not valid JSON`, {
+        cert: name,
+        hint: `delete ${this.statePath(name)}; certkeeper rebuilds it from the live certificate`,
+      });
+    }
+  }
+
+  async writeState(name: string, state: CertState): Promise<void> {
+    await writeFileAtomic(this.statePath(name), `${JSON.stringify(state, null, 2)}\n`, 0o644);
+  }
+
+  /** Read-modify-write of the state file. Callers hold the certificate's lock. */
+  async updateState(name: string, patch: Partial<CertState>): Promise<CertState> {
+    const prev = (await this.readState(name)) ?? { name };
+    const next: CertState = { ...prev, ...patch, name };
+    await this.writeState(name, next);
+    return next;
+  }
+
+  /**
+   * Cross-process lock for one certificate (CLI and daemon share it). Stale after 60 s without refresh.
+   * Throws a 'lock' error when another process holds it.
+   */
+  async lock(name: string): Promise<() => Promise<void>> {
+    const dir = join(this.root, 'locks');
+    await fs.mkdir(dir, { recursive: true });
+    const file = join(dir, `${name}.lock`);
+    await fs.writeFile(file, '', { flag: 'a' });
+    try {
+      return await lockfile.lock(file, { stale: 60_000, update: 10_000, realpath: false, onCompromised: () => {} });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
+        throw new CertkeeperError('lock', 'another certkeeper process is renewing this certificate right now', {
+          cert: name,
+          code: 'CK_ERR_LOCKED',
+          hint: 'wait for it to finish (the lock goes stale after 60 s if that process died)',
+        });
+      }
+      throw err;
+    }
+  }
+}
+
+/** Key type of an adopted key that has no state yet; the config's keyType wins on the next renewal. */
+export function keyTypeOf(keyPem: string): KeyType {
+  const key = createPrivateKey(keyPem);
+  const d = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'rsa') {
+    const bits = d.modulusLength ?? 2048;
+    return bits >= 4096 ? 'rsa-4096' : bits >= 3072 ? 'rsa-3072' : 'rsa-2048';
+  }
+  return d.namedCurve === 'secp384r1' ? 'ecdsa-p384' : 'ecdsa-p256';
+}
+
+async function readdirSafe(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
