@@ -35,3 +35,10 @@ export interface ChallengeSolver {
   /** Optional: confirm from outside that the challenge is visible (self-check, propagation) before the CA is asked. */
   check?(chs: ChallengeInput[], ctx: SolverContext): Promise<void>;
 }
+
+/** Settings every solver factory receives; provider folders export `create(config, deps)`. */
+export interface SolverDeps {
+  logger: Logger;
+  /** Global self-check settings (config `selfCheck`): resolvers are "host:port" DNS servers. */
+  selfCheck: { enabled: boolean; httpPort: number; resolvers?: string[]; timeoutSeconds: number };
+}

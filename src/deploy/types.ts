@@ -49,3 +49,8 @@ export interface Deployer {
   /** Resolve with ok:false or throw a CertkeeperError('deploy'|'verify') on failure; never loses the stored certificate. */
   deploy(cert: IssuedCertificate, ctx: DeployContext): Promise<DeployResult>;
 }
+
+/** Settings every deployer factory receives; deployer folders export `create(config, deps)`. */
+export interface DeployerDeps {
+  logger: Logger;
+}
