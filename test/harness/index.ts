@@ -1,0 +1,13 @@
+export { aptPackageFor, hasBinary, requireBinaries } from './env.js';
+export { type SimpleResponse, simpleRequest } from './http.js';
+export { NGINX_BIN, type NginxHandle, type NginxOptions, type NginxTlsServer, startNginx } from './nginx.js';
+export {
+  CHALLTESTSRV_BIN,
+  PEBBLE_BIN,
+  type PebbleHandle,
+  type PebbleOptions,
+  startPebble,
+} from './pebble.js';
+export { freePort, freePorts, isListening, pollUntil } from './ports.js';
+export { type ManagedProcess, spawnManaged, tailFile } from './proc.js';
+export { fetchServedCertificate, verifyChain } from './tls.js';
