@@ -1,0 +1,194 @@
+/**
+ * Verify stage: connect with TLS to where nginx listens, once per domain with that domain as SNI, and check that
+ * the certificate served is the one just stored. "Renewed" is not "deployed" until this passes.
+ */
+import { isIP } from 'node:net';
+import { connect } from 'node:tls';
+import { CertkeeperError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** "127.0.0.1:443", "nginx:8443", "[::1]:443" → {host, port}. Throws a 'verify' error naming the field otherwise. */
+export function parseAddress(address: string, field = 'verify.address'): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(address.trim());
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || !(port >= 1 && port <= 65535)) {
+    throw new CertkeeperError('config', `"${address}" is not host:port`, {
+      field,
+      hint: 'write it as host:port, e.g. 127.0.0.1:443, nginx:443 or [::1]:443',
+      permanent: true,
+    });
+  }
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+export function formatAddress({ host, port }: HostPort): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The SNI to send for a configured domain: wildcards get a concrete label under their base. */
+export function sniFor(domain: string): string {
+  return domain.startsWith('*.') ? `certkeeper-verify.${domain.slice(2)}` : domain;
+}
+
+export interface ServedCertificate {
+  /** Upper-case hex, like certInfo().serial. */
+  serial: string;
+  subject: string;
+  issuer: string;
+  notAfter: Date;
+}
+
+/**
+ * One TLS handshake; resolves with the leaf the server presented. No trust decision is made here (the placeholder
+ * and Pebble's roots are not trusted anyway): the caller compares serials.
+ */
+export function probeServedCertificate(
+  target: HostPort,
+  servername: string,
+  timeoutMs = 3000,
+): Promise<ServedCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host: target.host,
+      port: target.port,
+      // SNI must be a DNS name; RFC 6066 forbids IP literals.
+      ...(isIP(servername) ? {} : { servername }),
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error(`no TLS handshake within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      const peer = socket.getPeerCertificate(false);
+      socket.end();
+      socket.destroy();
+      if (!peer?.serialNumber) {
+        reject(new Error('the server presented no certificate'));
+        return;
+      }
+      resolve({
+        serial: peer.serialNumber.toUpperCase().replace(/^0+(?=.)/, ''),
+        subject: typeof peer.subject?.CN === 'string' ? peer.subject.CN : '',
+        issuer: typeof peer.issuer?.CN === 'string' ? peer.issuer.CN : '',
+        notAfter: new Date(peer.valid_to),
+      });
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    });
+  });
+}
+
+/** Serials compared without leading zeros (X509Certificate and getPeerCertificate may pad differently). */
+export function sameSerial(a: string, b: string): boolean {
+  const norm = (s: string) =>
+    s
+      .toUpperCase()
+      .replace(/[^0-9A-F]/g, '')
+      .replace(/^0+(?=.)/, '');
+  return norm(a) === norm(b);
+}
+
+export interface VerifyServedOptions {
+  cert: { name: string; domains: string[]; serial: string };
+  target: HostPort;
+  /** Total time to keep retrying (nginx reloads asynchronously: old workers may answer for a moment). */
+  timeoutMs: number;
+  /** Pause between rounds. */
+  intervalMs?: number;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+export interface VerifyServedResult {
+  /** host:port that was checked. */
+  address: string;
+  /** SNI → serial served (the last one seen). */
+  served: Record<string, string>;
+  attempts: number;
+}
+
+/**
+ * Retries until every domain's SNI is answered with `cert.serial`, or until timeoutMs (bounded in time and in
+ * attempts). Throws CertkeeperError('verify') with what is served instead.
+ */
+export async function verifyServedCertificate(opts: VerifyServedOptions): Promise<VerifyServedResult> {
+  const { cert, target, logger } = opts;
+  const address = formatAddress(target);
+  const interval = opts.intervalMs ?? 250;
+  const deadline = Date.now() + opts.timeoutMs;
+  const maxAttempts = Math.max(1, Math.ceil(opts.timeoutMs / interval) + 1);
+  const snis = [...new Set(cert.domains.map(sniFor))];
+  const served: Record<string, string> = {};
+  const failures: Record<string, string> = {};
+  let attempts = 0;
+  let pending = snis;
+  while (pending.length > 0 && attempts < maxAttempts) {
+    attempts++;
+    const still: string[] = [];
+    for (const sni of pending) {
+      const perTry = Math.max(500, Math.min(3000, deadline - Date.now()));
+      try {
+        const got = await probeServedCertificate(target, sni, perTry);
+        served[sni] = got.serial;
+        delete failures[sni];
+        if (!sameSerial(got.serial, cert.serial)) still.push(sni);
+      } catch (err) {
+        failures[sni] = describeConnectError(err);
+        still.push(sni);
+      }
+    }
+    pending = still;
+    if (pending.length === 0 || Date.now() + interval > deadline || opts.signal?.aborted) break;
+    await new Promise((r) => setTimeout(r, interval));
+  }
+  if (pending.length === 0) {
+    logger.debug({ cert: cert.name, address, attempts, serial: cert.serial }, 'served certificate verified');
+    return { address, served, attempts };
+  }
+  const sni = pending[0]!;
+  const domain = cert.domains.find((d) => sniFor(d) === sni);
+  if (failures[sni] !== undefined && served[sni] === undefined) {
+    throw new CertkeeperError(
+      'verify',
+      `renewed but not deployed: cannot check what ${address} serves for ${sni}: ${failures[sni]}`,
+      {
+        cert: cert.name,
+        domain,
+        code: 'CK_ERR_NOT_DEPLOYED',
+        hint: `make nginx listen with TLS on ${address}, or set verify.address to where it does (host:port)`,
+      },
+    );
+  }
+  throw new CertkeeperError(
+    'verify',
+    `renewed but not deployed: ${address} (SNI ${sni}) serves serial ${served[sni]}, expected ${cert.serial}` +
+      (pending.length > 1
+        ? ` (${pending.length - 1} more name${pending.length > 2 ? 's' : ''} also wrong)`
+        : ''),
+    {
+      cert: cert.name,
+      domain,
+      code: 'CK_ERR_NOT_DEPLOYED',
+      hint: `check that the server block for ${sni} uses ssl_certificate .../live/${cert.name}/fullchain.pem and ssl_certificate_key .../live/${cert.name}/privkey.pem, that verify.address points at that nginx, and that nginx was reloaded`,
+    },
+  );
+}
+
+function describeConnectError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ECONNREFUSED') return 'connection refused';
+  if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') return 'host name does not resolve';
+  if (e?.code === 'ETIMEDOUT') return 'timed out';
+  return e?.message ? e.message.split('\n')[0]! : String(err);
+}
