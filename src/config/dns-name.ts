@@ -12,5 +12,7 @@ export function isValidDnsName(name: string, { allowWildcard = true } = {}): boo
 
 /** A certificate name is used as a folder name under live/ and archive/. */
 export function isSafeFileName(name: string): boolean {
-  return name.length > 0 && name.length <= 200 && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.includes('..');
+  return (
+    name.length > 0 && name.length <= 200 && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.includes('..')
+  );
 }

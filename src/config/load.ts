@@ -34,7 +34,12 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Replaces ${VAR} and ${VAR:-default} in every string value; `$${` escapes a literal `${`. */
-export function substituteEnv(value: unknown, env: Env, path: PropertyKey[] = [], problems: string[] = []): unknown {
+export function substituteEnv(
+  value: unknown,
+  env: Env,
+  path: PropertyKey[] = [],
+  problems: string[] = [],
+): unknown {
   if (typeof value === 'string') {
     return value
       .replace(ENV_REF, (whole, name: string, fallback: string | undefined, offset: number, full: string) => {
@@ -42,20 +47,27 @@ export function substituteEnv(value: unknown, env: Env, path: PropertyKey[] = []
         const v = env[name];
         if (v !== undefined && v !== '') return v;
         if (fallback !== undefined) return fallback;
-        problems.push(`${formatPath(path)}: environment variable ${name} is not set (set it, or write \${${name}:-default})`);
+        problems.push(
+          `${formatPath(path)}: environment variable ${name} is not set (set it, or write \${${name}:-default})`,
+        );
         return '';
       })
       .replace(/\$\$\{/g, '${');
   }
   if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, [...path, i], problems));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, [...path, k], problems)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, [...path, k], problems)]),
+    );
   }
   return value;
 }
 
 /** Validates an already-parsed config object. Throws ConfigError listing every problem with its path. */
-export function parseConfig(raw: unknown, { env = process.env, baseDir }: { env?: Env; baseDir?: string } = {}): Config {
+export function parseConfig(
+  raw: unknown,
+  { env = process.env, baseDir }: { env?: Env; baseDir?: string } = {},
+): Config {
   const problems: string[] = [];
   const substituted = substituteEnv(raw ?? {}, env, [], problems);
   if (problems.length) throw new ConfigError(problems);
@@ -65,17 +77,23 @@ export function parseConfig(raw: unknown, { env = process.env, baseDir }: { env?
   const seen = new Map<string, number>();
   config.certificates.forEach((c, i) => {
     const prev = seen.get(c.name);
-    if (prev !== undefined) problems.push(`certificates[${i}].name: "${c.name}" is already used by certificates[${prev}]; names must be unique`);
+    if (prev !== undefined)
+      problems.push(
+        `certificates[${i}].name: "${c.name}" is already used by certificates[${prev}]; names must be unique`,
+      );
     seen.set(c.name, i);
     const dup = c.domains.find((d, j) => c.domains.indexOf(d) !== j);
     if (dup) problems.push(`certificates[${i}].domains: "${dup}" is listed twice`);
     c.domains.forEach((d, j) => {
       if (d.startsWith('*.') && c.challenge.type === 'http-01') {
-        problems.push(`certificates[${i}].domains[${j}]: wildcard "${d}" needs a dns-01 challenge (HTTP-01 cannot validate wildcards)`);
+        problems.push(
+          `certificates[${i}].domains[${j}]: wildcard "${d}" needs a dns-01 challenge (HTTP-01 cannot validate wildcards)`,
+        );
       }
     });
   });
-  if (config.server.token && config.server.tokenFile) problems.push('server: set token or tokenFile, not both');
+  if (config.server.token && config.server.tokenFile)
+    problems.push('server: set token or tokenFile, not both');
   if (problems.length) throw new ConfigError(problems);
   if (baseDir) resolvePaths(config, baseDir);
   return config;
@@ -93,7 +111,10 @@ function resolvePaths(config: Config, baseDir: string): void {
 }
 
 /** Parses YAML text. Relative paths in the file are resolved against `baseDir` (the file's folder). */
-export function parseConfigText(text: string, opts: { env?: Env; baseDir?: string; source?: string } = {}): Config {
+export function parseConfigText(
+  text: string,
+  opts: { env?: Env; baseDir?: string; source?: string } = {},
+): Config {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     throw new ConfigError(

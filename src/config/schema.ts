@@ -51,7 +51,12 @@ export const configSchema = z.strictObject({
       .string()
       .default('letsencrypt')
       .transform((s) => DIRECTORY_ALIASES[s] ?? s)
-      .pipe(z.url({ protocol: /^https?$/, error: 'expected "letsencrypt", "letsencrypt-staging" or an https:// ACME directory URL' })),
+      .pipe(
+        z.url({
+          protocol: /^https?$/,
+          error: 'expected "letsencrypt", "letsencrypt-staging" or an https:// ACME directory URL',
+        }),
+      ),
     /** Used by `renew --dry-run`; default: letsencrypt-staging when directoryUrl is Let's Encrypt, else directoryUrl. */
     stagingDirectoryUrl: z
       .string()
@@ -64,7 +69,9 @@ export const configSchema = z.strictObject({
     /** Seconds; upper bound for one certificate's whole order. */
     orderTimeoutSeconds: z.number().positive().default(300),
   }),
-  storage: z.strictObject({ path: z.string().min(1).default('/etc/letsencrypt') }).default({ path: '/etc/letsencrypt' }),
+  storage: z
+    .strictObject({ path: z.string().min(1).default('/etc/letsencrypt') })
+    .default({ path: '/etc/letsencrypt' }),
   selfCheck: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -77,7 +84,11 @@ export const configSchema = z.strictObject({
     .default({ enabled: true, httpPort: 80, timeoutSeconds: 5 }),
   renewal: z
     .strictObject({
-      renewBeforeFraction: z.number().gt(0).lt(1).default(1 / 3),
+      renewBeforeFraction: z
+        .number()
+        .gt(0)
+        .lt(1)
+        .default(1 / 3),
       concurrency: z.number().int().min(1).max(64).default(4),
       /** /readyz fails and alerts fire when a certificate has fewer days left than this. */
       dangerDays: z.number().min(0).default(14),
@@ -95,7 +106,11 @@ export const configSchema = z.strictObject({
       listen: z.string().default('127.0.0.1:8080'),
       token: z.string().min(16, 'use a token of at least 16 characters').optional(),
       tokenFile: z.string().min(1).optional(),
-      bodyLimitBytes: z.number().int().positive().default(16 * 1024),
+      bodyLimitBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(16 * 1024),
     })
     .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024 }),
   notify: z.array(notifySchema).default([]),

@@ -39,6 +39,8 @@ export interface CertState {
   /** Earliest time of the next automatic attempt after a failure. */
   nextAttemptAfter?: string;
   ari?: AriWindow;
+  /** Serial of a certificate revoked through `certkeeper revoke`; the plan re-issues while it is live. */
+  revokedSerial?: string;
   /** Result of the last deploy/verify round: ok false means "renewed but not deployed". */
   lastDeploy?: { at: string; ok: boolean; results: { deployer: string; ok: boolean; detail: string }[] };
   /** Free-form per-deployer state, e.g. { "acm:us-east-1": { arn } }. */

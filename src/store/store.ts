@@ -63,15 +63,19 @@ export class CertStore {
   /** Names with live files or state: configured ones and adopted certbot ones alike. */
   async listNames(): Promise<string[]> {
     const names = new Set<string>();
-    for (const e of await readdirSafe(join(this.root, 'live'))) if (!e.startsWith('.') && e !== 'README') names.add(e);
-    for (const e of await readdirSafe(join(this.root, 'state'))) if (e.endsWith('.json')) names.add(e.slice(0, -5));
+    for (const e of await readdirSafe(join(this.root, 'live')))
+      if (!e.startsWith('.') && e !== 'README') names.add(e);
+    for (const e of await readdirSafe(join(this.root, 'state')))
+      if (e.endsWith('.json')) names.add(e.slice(0, -5));
     return [...names].sort();
   }
 
   /** The certificate live now, or undefined when there is none. Reads through certbot's or our symlinks alike. */
   async current(name: string, state?: CertState): Promise<IssuedCertificate | undefined> {
     const paths = this.livePaths(name);
-    const [cert, chain, fullchain, privkey] = await Promise.all(LIVE_FILES.map((f) => readIfExists(paths[f])));
+    const [cert, chain, fullchain, privkey] = await Promise.all(
+      LIVE_FILES.map((f) => readIfExists(paths[f])),
+    );
     if (!fullchain || !privkey) return undefined;
     const leaf = cert ?? splitPemChain(fullchain)[0];
     if (!leaf) return undefined;
@@ -122,7 +126,10 @@ export class CertStore {
   async save(name: string, input: SaveInput): Promise<IssuedCertificate> {
     const blocks = splitPemChain(input.fullchainPem);
     if (blocks.length === 0) {
-      throw new CertkeeperError('store', 'the CA returned no PEM certificate', { cert: name, hint: 'check the CA; nothing was changed on disk' });
+      throw new CertkeeperError('store', 'the CA returned no PEM certificate', {
+        cert: name,
+        hint: 'check the CA; nothing was changed on disk',
+      });
     }
     const files: Record<LiveFile, string> = {
       cert: blocks[0]!,
@@ -136,7 +143,9 @@ export class CertStore {
     const version = ((await this.versions(name)).at(-1) ?? 0) + 1;
     // 1. the files themselves (a crash here leaves unreferenced files, never a partial live set)
     await Promise.all(
-      LIVE_FILES.map((f) => writeFileAtomic(join(archive, `${f}${version}.pem`), files[f], f === 'privkey' ? 0o600 : 0o644)),
+      LIVE_FILES.map((f) =>
+        writeFileAtomic(join(archive, `${f}${version}.pem`), files[f], f === 'privkey' ? 0o600 : 0o644),
+      ),
     );
     // 2. the version folder
     const vdir = join(archive, `.v${version}`);
@@ -275,14 +284,23 @@ export class CertStore {
     const file = join(dir, `${name}.lock`);
     await fs.writeFile(file, '', { flag: 'a' });
     try {
-      return await lockfile.lock(file, { stale: 60_000, update: 10_000, realpath: false, onCompromised: () => {} });
+      return await lockfile.lock(file, {
+        stale: 60_000,
+        update: 10_000,
+        realpath: false,
+        onCompromised: () => {},
+      });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
-        throw new CertkeeperError('lock', 'another certkeeper process is renewing this certificate right now', {
-          cert: name,
-          code: 'CK_ERR_LOCKED',
-          hint: 'wait for it to finish (the lock goes stale after 60 s if that process died)',
-        });
+        throw new CertkeeperError(
+          'lock',
+          'another certkeeper process is renewing this certificate right now',
+          {
+            cert: name,
+            code: 'CK_ERR_LOCKED',
+            hint: 'wait for it to finish (the lock goes stale after 60 s if that process died)',
+          },
+        );
       }
       throw err;
     }

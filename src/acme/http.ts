@@ -1,0 +1,152 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
+import * as acme from 'acme-client';
+
+/** An RFC 8555/7807 problem document as the CA sent it. */
+export interface AcmeProblem {
+  type?: string;
+  detail?: string;
+  status?: number;
+  subproblems?: { type?: string; detail?: string; identifier?: { type: string; value: string } }[];
+}
+
+interface CallContext {
+  lastProblem?: AcmeProblem;
+  lastRetryAfter?: string;
+}
+
+/**
+ * acme-client reduces a CA's problem document to its `detail` string. We keep the whole document (type,
+ * subproblems) and the Retry-After of the last response of the current async call chain, so errors can say
+ * "rateLimited" or "badNonce" and the pipeline can retry or back off correctly, even with many orders running.
+ */
+const calls = new AsyncLocalStorage<CallContext>();
+
+export interface AcmeRequestEvent {
+  endpoint: string;
+  method: string;
+  status: number;
+  durationMs: number;
+}
+
+/** Emits 'request' (AcmeRequestEvent) for every HTTP exchange with the CA: the daemon counts them as metrics. */
+export const acmeEvents = new EventEmitter();
+
+const started = new WeakMap<object, number>();
+let installed = false;
+
+function classify(url: string): string {
+  const path = (() => {
+    try {
+      return new URL(url).pathname;
+    } catch {
+      return url;
+    }
+  })();
+  const known: [RegExp, string][] = [
+    [/renewal-?info/i, 'renewalInfo'],
+    [/nonce/i, 'newNonce'],
+    [/new-?acc|sign-me-up/i, 'newAccount'],
+    [/new-?order|order-plz/i, 'newOrder'],
+    [/revoke/i, 'revokeCert'],
+    [/key-?change|rollover/i, 'keyChange'],
+    [/authz/i, 'authz'],
+    [/chal/i, 'challenge'],
+    [/finali[sz]e/i, 'finalize'],
+    [/cert/i, 'certificate'],
+    [/order/i, 'order'],
+    [/acc(oun)?t/i, 'account'],
+    [/dir/i, 'directory'],
+  ];
+  return known.find(([re]) => re.test(path))?.[1] ?? 'other';
+}
+
+/**
+ * Process-wide HTTP settings of acme-client's axios instance: keep-alive agents (one TLS handshake per CA, not
+ * per request), extra trust for test CAs, a request timeout, short default retry delays, and the interceptor that
+ * records problem documents and request events. Idempotent; a later call replaces the agents.
+ */
+export function configureAcmeHttp({
+  caBundlePem,
+  timeoutMs = 30_000,
+}: {
+  caBundlePem?: string;
+  timeoutMs?: number;
+} = {}): void {
+  const ax = acme.axios;
+  ax.defaults.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  ax.defaults.httpsAgent = new https.Agent({
+    keepAlive: true,
+    maxSockets: 64,
+    ...(caBundlePem ? { ca: [...tls.rootCertificates, caBundlePem] } : {}),
+  });
+  ax.defaults.timeout = timeoutMs;
+  const settings = (
+    ax.defaults as unknown as { acmeSettings: { retryDefaultDelay: number; retryMaxAttempts: number } }
+  ).acmeSettings;
+  settings.retryDefaultDelay = 1;
+  settings.retryMaxAttempts = 3;
+  if (installed) return;
+  installed = true;
+  ax.interceptors.request.use((config) => {
+    started.set(config, Date.now());
+    return config;
+  });
+  ax.interceptors.response.use(
+    (resp) => {
+      const ctx = calls.getStore();
+      const problem = /problem\+json/.test(String(resp.headers['content-type'] ?? ''))
+        ? (resp.data as AcmeProblem)
+        : undefined;
+      if (ctx) {
+        if (problem && resp.status >= 400) ctx.lastProblem = problem;
+        const ra = resp.headers['retry-after'];
+        if (ra !== undefined) ctx.lastRetryAfter = String(ra);
+      }
+      const t0 = started.get(resp.config) ?? Date.now();
+      acmeEvents.emit('request', {
+        endpoint: classify(resp.config.url ?? ''),
+        method: (resp.config.method ?? 'get').toUpperCase(),
+        status: resp.status,
+        durationMs: Date.now() - t0,
+      } satisfies AcmeRequestEvent);
+      return resp;
+    },
+    (err: { config?: { url?: string; method?: string } }) => {
+      if (err?.config) {
+        acmeEvents.emit('request', {
+          endpoint: classify(err.config.url ?? ''),
+          method: (err.config.method ?? 'get').toUpperCase(),
+          status: 0,
+          durationMs: Date.now() - (started.get(err.config) ?? Date.now()),
+        } satisfies AcmeRequestEvent);
+      }
+      return Promise.reject(err);
+    },
+  );
+}
+
+/** Runs `fn` with a fresh problem record; returns the result or throws with `problem` attached to the error. */
+export async function withProblemCapture<T>(fn: () => Promise<T>): Promise<T> {
+  const ctx: CallContext = {};
+  try {
+    return await calls.run(ctx, fn);
+  } catch (err) {
+    if (err && typeof err === 'object') {
+      Object.assign(err, { acmeProblem: ctx.lastProblem, acmeRetryAfter: ctx.lastRetryAfter });
+    }
+    throw err;
+  }
+}
+
+/** Retry-After as seconds or HTTP date → milliseconds from now (undefined when absent or unparsable). */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const secs = Number(value);
+  if (Number.isFinite(secs)) return Math.max(0, secs * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}

@@ -1,0 +1,303 @@
+import * as acme from 'acme-client';
+import type { ChallengeInput, ChallengeSolver, SolverContext } from '../challenges/types.js';
+import type { KeyType } from '../config/schema.js';
+import { CertkeeperError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Account } from './account.js';
+import { problemType, toAcmeError } from './errors.js';
+import { parseRetryAfter, withProblemCapture } from './http.js';
+import { createPrivateKey, dns01Value, jwkThumbprint } from './keys.js';
+
+export interface OrderRequest {
+  certName: string;
+  domains: string[];
+  keyType: KeyType;
+  solver: ChallengeSolver;
+  logger: Logger;
+  signal?: AbortSignal;
+  /** ARI: the certID of the certificate this order replaces (RFC 9773 §5). */
+  replaces?: string;
+  preferredChain?: string;
+  /** Upper bound for the whole order. */
+  timeoutMs?: number;
+}
+
+export interface OrderResult {
+  fullchainPem: string;
+  keyPem: string;
+  /** Milliseconds per step, for logs and benchmarks. */
+  timings: Record<string, number>;
+}
+
+interface ApiResponse<T> {
+  status: number;
+  data: T;
+  headers: Record<string, string | undefined>;
+}
+interface InternalApi {
+  apiRequest<T>(url: string, payload: unknown, validStatusCodes: number[]): Promise<ApiResponse<T>>;
+}
+
+const BAD_NONCE_RETRIES = 10;
+
+/** Calls the CA; retries badNonce (on top of acme-client's own 5) and converts failures to CertkeeperErrors. */
+async function call<T>(
+  action: string,
+  ctx: { cert: string; domain?: string },
+  fn: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await withProblemCapture(fn);
+    } catch (err) {
+      if (problemType(err) === 'badNonce' && attempt < BAD_NONCE_RETRIES) continue;
+      throw toAcmeError(err, { ...ctx, action });
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Polls an order or authorization URL until it leaves the pending states. Starts at 20 ms and grows to 1 s
+ * (a local CA answers within milliseconds; acme-client's 5 s minimum would dominate), but always waits at least
+ * what the CA's Retry-After says. Bounded by `deadline`.
+ */
+async function poll<T extends { status: string }>(
+  client: acme.Client,
+  url: string,
+  pending: string[],
+  deadline: number,
+  what: string,
+  ctx: { cert: string; domain?: string },
+  signal?: AbortSignal,
+): Promise<T> {
+  const api = (client as unknown as { api: InternalApi }).api;
+  let delay = 20;
+  for (;;) {
+    const resp = await call(`polling the ${what}`, ctx, () => api.apiRequest<T>(url, null, [200]));
+    if (!pending.includes(resp.data.status)) return resp.data;
+    const retryAfter = parseRetryAfter(resp.headers['retry-after']) ?? 0;
+    const wait = Math.max(delay, retryAfter);
+    if (Date.now() + wait > deadline) {
+      throw new CertkeeperError(
+        'acme',
+        `the ${what} was still "${resp.data.status}" when the order timed out`,
+        {
+          ...ctx,
+          hint: 'the CA is slow or stuck; retry later, or raise acme.orderTimeoutSeconds',
+        },
+      );
+    }
+    await sleep(wait, signal);
+    delay = Math.min(delay * 2, 1000);
+  }
+}
+
+/** Names "*.example.com" → identifier value "example.com" + wildcard flag, as the CA reports them. */
+function splitWildcard(name: string): { domain: string; wildcard: boolean } {
+  return name.startsWith('*.')
+    ? { domain: name.slice(2), wildcard: true }
+    : { domain: name, wildcard: false };
+}
+
+function describeAuthzFailure(
+  authz: acme.Authorization,
+  type: string,
+): { detail: string; problemTypeName?: string } {
+  const ch = authz.challenges.find((c) => c.type === type) ?? authz.challenges[0];
+  const err = (ch as { error?: { type?: string; detail?: string } } | undefined)?.error;
+  const t = err?.type?.replace('urn:ietf:params:acme:error:', '');
+  return { detail: err?.detail ?? `authorization is ${authz.status}`, problemTypeName: t };
+}
+
+/**
+ * One certificate from the CA: new key, order, challenges through `solver` (present → check → answer →
+ * cleanup, whatever happens), finalize, download. Nothing here touches the store.
+ */
+export async function orderCertificate(account: Account, req: OrderRequest): Promise<OrderResult> {
+  const { client } = account;
+  const { certName: cert, logger, signal } = req;
+  const timings: Record<string, number> = {};
+  const t0 = Date.now();
+  const deadline = t0 + (req.timeoutMs ?? 300_000);
+  const mark = (step: string, since: number) => {
+    timings[step] = Date.now() - since;
+    logger.debug({ event: `order.${step}`, cert, durationMs: timings[step] }, step);
+  };
+
+  const keyPromise = createPrivateKey(req.keyType);
+  let t = Date.now();
+  const order = await call('creating the order', { cert }, () =>
+    client.createOrder({
+      identifiers: req.domains.map((d) => ({ type: 'dns', value: d })),
+      ...(req.replaces ? { replaces: req.replaces } : {}),
+    } as acme.Order & { identifiers: { type: string; value: string }[] }),
+  );
+  mark('newOrder', t);
+
+  t = Date.now();
+  const authzs = await call('fetching authorizations', { cert }, () => client.getAuthorizations(order));
+  mark('authorizations', t);
+  const thumbprint = jwkThumbprint(account.accountKeyPem);
+  const todo: {
+    authz: acme.Authorization;
+    challenge: acme.Authorization['challenges'][number];
+    input: ChallengeInput;
+  }[] = [];
+  for (const authz of authzs) {
+    if (authz.status === 'valid') continue;
+    const { domain } = splitWildcard(authz.identifier.value);
+    const wildcard = authz.wildcard === true;
+    const challenge = authz.challenges.find((c) => c.type === req.solver.type);
+    if (!challenge) {
+      throw new CertkeeperError(
+        'challenge',
+        `the CA offers no ${req.solver.type} challenge for ${wildcard ? '*.' : ''}${domain}`,
+        {
+          cert,
+          domain,
+          hint: wildcard
+            ? 'wildcard names need a dns-01 challenge'
+            : `configure a challenge type the CA offers: ${authz.challenges.map((c) => c.type).join(', ')}`,
+        },
+      );
+    }
+    const keyAuthorization = `${challenge.token}.${thumbprint}`;
+    todo.push({
+      authz,
+      challenge,
+      input: {
+        certName: cert,
+        domain,
+        wildcard,
+        type: req.solver.type,
+        token: challenge.token,
+        keyAuthorization,
+        dnsRecordName: `_acme-challenge.${domain}`,
+        dnsValue: dns01Value(keyAuthorization),
+      },
+    });
+  }
+
+  const solverCtx: SolverContext = { logger, signal };
+  const inputs = todo.map((x) => x.input);
+  if (inputs.length > 0) {
+    let presented = false;
+    try {
+      t = Date.now();
+      if (req.solver.presentAll) await req.solver.presentAll(inputs, solverCtx);
+      else await Promise.all(inputs.map((i) => req.solver.present(i, solverCtx)));
+      presented = true;
+      mark('present', t);
+      if (req.solver.check) {
+        t = Date.now();
+        await req.solver.check(inputs, solverCtx);
+        mark('selfCheck', t);
+      }
+      t = Date.now();
+      await Promise.all(
+        todo.map(async ({ authz, challenge, input }) => {
+          const ctx = { cert, domain: input.domain };
+          await call('answering the challenge', ctx, () => client.completeChallenge(challenge));
+          const done = await poll<acme.Authorization>(
+            client,
+            authz.url,
+            ['pending', 'processing'],
+            deadline,
+            'authorization',
+            ctx,
+            signal,
+          );
+          if (done.status !== 'valid') {
+            const { detail, problemTypeName } = describeAuthzFailure(done, req.solver.type);
+            throw toAcmeError(
+              Object.assign(new Error(detail), {
+                acmeProblem: {
+                  type: problemTypeName ? `urn:ietf:params:acme:error:${problemTypeName}` : undefined,
+                  detail,
+                },
+              }),
+              {
+                cert,
+                domain: input.domain,
+                action: `validating ${input.wildcard ? '*.' : ''}${input.domain}`,
+              },
+            );
+          }
+        }),
+      );
+      mark('validate', t);
+    } catch (err) {
+      // Leave no pending authorization behind (it counts against the CA's pending-authorization limit).
+      await Promise.allSettled(
+        todo.map(({ authz }) => withProblemCapture(() => client.deactivateAuthorization(authz))),
+      );
+      throw err;
+    } finally {
+      t = Date.now();
+      const cleanup = req.solver.cleanupAll
+        ? req.solver.cleanupAll(inputs, solverCtx)
+        : Promise.all(inputs.map((i) => req.solver.cleanup(i, solverCtx)));
+      await cleanup.catch((err: unknown) => {
+        logger.warn(
+          { event: 'challenge.cleanup_failed', cert, err: String(err), presented },
+          'challenge cleanup failed',
+        );
+      });
+      mark('cleanup', t);
+    }
+  }
+
+  t = Date.now();
+  const keyPem = await keyPromise;
+  const [, csr] = await acme.crypto.createCsr(
+    {
+      altNames: req.domains,
+      ...(req.domains[0] && req.domains[0].length <= 64 ? { commonName: req.domains[0] } : {}),
+    },
+    keyPem,
+  );
+  mark('csr', t);
+  t = Date.now();
+  const finalized = await call('finalizing the order', { cert }, () => client.finalizeOrder(order, csr));
+  const ready =
+    finalized.status === 'valid'
+      ? finalized
+      : await poll<acme.Order>(
+          client,
+          order.url,
+          ['pending', 'ready', 'processing'],
+          deadline,
+          'order',
+          { cert },
+          signal,
+        );
+  if (ready.status !== 'valid') {
+    throw new CertkeeperError('acme', `the order ended "${ready.status}" instead of "valid"`, {
+      cert,
+      hint: 'retry; if it persists, check the CA status page',
+    });
+  }
+  mark('finalize', t);
+  t = Date.now();
+  const fullchainPem = await call('downloading the certificate', { cert }, () =>
+    client.getCertificate({ ...ready, url: order.url } as acme.Order, req.preferredChain),
+  );
+  mark('download', t);
+  timings.total = Date.now() - t0;
+  return { fullchainPem, keyPem, timings };
+}

@@ -1,0 +1,53 @@
+import { readFile } from 'node:fs/promises';
+import type { Config } from '../config/schema.js';
+import { CertkeeperError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { CertStore } from '../store/store.js';
+import { ensureAccount } from './account.js';
+import { toAcmeError } from './errors.js';
+import { configureAcmeHttp, withProblemCapture } from './http.js';
+
+/** RFC 5280 CRLReason codes the CA accepts for revocation. */
+export const REVOCATION_REASONS = {
+  unspecified: 0,
+  keyCompromise: 1,
+  superseded: 4,
+  cessationOfOperation: 5,
+} as const;
+export type RevocationReason = keyof typeof REVOCATION_REASONS;
+
+/** Revokes the live certificate of `name` with the account's key and marks it so the next renew replaces it. */
+export async function revokeCertificate(
+  config: Config,
+  name: string,
+  reason: RevocationReason,
+  logger: Logger,
+): Promise<{ serial: string }> {
+  const store = new CertStore(config.storage.path);
+  const live = await store.current(name);
+  if (!live || live.placeholder) {
+    throw new CertkeeperError('store', `no issued certificate is live for "${name}"`, {
+      cert: name,
+      hint: 'run certkeeper status to see what is stored',
+    });
+  }
+  const caBundlePem = config.acme.caBundle ? await readFile(config.acme.caBundle, 'utf8') : undefined;
+  configureAcmeHttp({ caBundlePem });
+  const release = await store.lock(name);
+  try {
+    const account = await ensureAccount(config.acme, config.storage.path, config.acme.directoryUrl, logger);
+    await withProblemCapture(() =>
+      account.client.revokeCertificate(live.certPem, { reason: REVOCATION_REASONS[reason] }),
+    ).catch((err) => {
+      throw toAcmeError(err, { cert: name, action: 'revoking the certificate' });
+    });
+    await store.updateState(name, { revokedSerial: live.serial });
+    logger.info(
+      { event: 'revoke.done', cert: name, serial: live.serial, reason },
+      `${name}: revoked serial ${live.serial}`,
+    );
+    return { serial: live.serial };
+  } finally {
+    await release();
+  }
+}

@@ -1,0 +1,104 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { CertkeeperError } from '../../errors.js';
+import { lookupVia, makeResolver, probeUrl, resolveForProbe } from '../http-probe.js';
+import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
+import type { WebrootChallengeConfig } from './schema.js';
+
+const WELL_KNOWN = join('.well-known', 'acme-challenge');
+
+/**
+ * HTTP-01 through a folder the web server already serves (certbot's --webroot): writes the key authorization
+ * to <webroot>/.well-known/acme-challenge/<token>, readable by nginx, and removes it afterwards. Before the CA
+ * is asked, fetches the token URL itself so that a webroot nobody serves any more fails here, with a message,
+ * instead of burning the CA's failed-validation limit.
+ */
+export function create(config: WebrootChallengeConfig, deps: SolverDeps): ChallengeSolver {
+  const dir = join(config.webroot, WELL_KNOWN);
+  const selfCheck = config.selfCheck ?? deps.selfCheck.enabled;
+  const resolver = makeResolver(deps.selfCheck.resolvers);
+  const lookup = lookupVia(resolver);
+  const timeoutMs = deps.selfCheck.timeoutSeconds * 1000;
+  const port = deps.selfCheck.httpPort;
+
+  const solver: ChallengeSolver = {
+    type: 'http-01',
+    async present(ch: ChallengeInput) {
+      try {
+        await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+        await fs.writeFile(join(dir, ch.token), ch.keyAuthorization, { mode: 0o644 });
+        await fs.chmod(join(dir, ch.token), 0o644);
+      } catch (err) {
+        throw new CertkeeperError(
+          'challenge',
+          `cannot write the challenge file under ${dir}: ${(err as Error).message}`,
+          {
+            cert: ch.certName,
+            domain: ch.domain,
+            hint: `make ${config.webroot} exist and writable by certkeeper (the same folder nginx serves /.well-known/acme-challenge/ from)`,
+            cause: err,
+          },
+        );
+      }
+    },
+    async cleanup(ch: ChallengeInput) {
+      await fs.rm(join(dir, ch.token), { force: true });
+    },
+    async check(chs: ChallengeInput[], ctx: SolverContext) {
+      if (!selfCheck) return;
+      await Promise.all(chs.map((ch) => checkOne(ch, ctx)));
+    },
+  };
+
+  async function checkOne(ch: ChallengeInput, ctx: SolverContext): Promise<void> {
+    const url = `http://${ch.domain}${port === 80 ? '' : `:${port}`}/${WELL_KNOWN.replace(/\\/g, '/')}/${ch.token}`;
+    const fail = (what: string, hint: string, cause?: unknown) =>
+      new CertkeeperError('self-check', `self-check failed before asking the CA: ${what}`, {
+        cert: ch.certName,
+        domain: ch.domain,
+        code: 'CK_ERR_SELF_CHECK',
+        hint,
+        cause,
+      });
+    const servedHint = `make nginx serve ${config.webroot} at http://${ch.domain}/.well-known/acme-challenge/ (location ^~ /.well-known/acme-challenge/ { root ${config.webroot}; }) — if the site moved to S3/a CDN, route that path back to this server or switch the certificate to dns-01; to skip this check set selfCheck: false`;
+    let res: Awaited<ReturnType<typeof probeUrl>>;
+    try {
+      res = await probeUrl(url, { lookup, timeoutMs });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+        throw fail(
+          `${ch.domain} does not resolve`,
+          `create an A/AAAA record for ${ch.domain} pointing at this server`,
+          err,
+        );
+      }
+      const addrs = await resolveForProbe(ch.domain, resolver).catch(() => []);
+      throw fail(
+        `GET ${url} (${addrs.join(', ') || 'unresolved'}) failed: ${(err as Error).message}`,
+        code === 'ECONNREFUSED'
+          ? `nothing listens on port ${port} at ${addrs.join(', ')}: start nginx with a port-80 server for ${ch.domain}, or check the DNS record`
+          : servedHint,
+        err,
+      );
+    }
+    if (res.status !== 200) {
+      throw fail(
+        `GET ${url} answered HTTP ${res.status}${res.url !== url ? ` (after redirects, at ${res.url})` : ''}, so the webroot ${config.webroot} is not served there`,
+        servedHint,
+      );
+    }
+    if (res.body.trim() !== ch.keyAuthorization) {
+      throw fail(
+        `GET ${url} answered 200 but with other content than the challenge file just written to ${config.webroot}`,
+        servedHint,
+      );
+    }
+    ctx.logger.debug(
+      { event: 'challenge.self_check_ok', cert: ch.certName, domain: ch.domain },
+      'self-check ok',
+    );
+  }
+
+  return solver;
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { REVOCATION_REASONS, type RevocationReason, revokeCertificate } from '../acme/revoke.js';
+import { configPath, loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { CertkeeperError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type CertResult, renew } from '../renew.js';
+import { makeLogger } from './logger.js';
+import { collectStatus, formatStatusTable } from './status.js';
+
+const VERSION = '0.1.0';
+
+interface GlobalOpts {
+  config?: string;
+  debug?: boolean;
+}
+
+/** Exit codes: 0 ok, 1 a certificate (or check) failed, 2 bad configuration or usage. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+function globals(cmd: Command): GlobalOpts {
+  return cmd.optsWithGlobals() as GlobalOpts;
+}
+
+function load(cmd: Command): { config: Config; file: string } {
+  const file = configPath(globals(cmd).config);
+  return { config: loadConfig(file), file };
+}
+
+async function logger(cmd: Command): Promise<Logger> {
+  return makeLogger({ fd: 2, level: globals(cmd).debug ? 'debug' : undefined });
+}
+
+function describeResult(r: CertResult): string {
+  switch (r.status) {
+    case 'issued':
+    case 'renewed':
+      return `✔ ${r.name}: ${r.status} serial ${r.serial}, valid until ${r.notAfter}, version ${r.version} (${(r.durationMs / 1000).toFixed(2)} s)`;
+    case 'dry-run':
+      return `✔ ${r.name}: ${r.reason} (${(r.durationMs / 1000).toFixed(2)} s)`;
+    case 'skipped':
+      return `- ${r.name}: not due (${r.reason})`;
+    case 'failed': {
+      const hint = r.error?.hint ? `\n    fix: ${r.error.hint}` : '';
+      const domain = r.error?.domain ? ` [${r.error.domain}]` : '';
+      return `✘ ${r.name}${domain}: ${r.reason}${hint}`;
+    }
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('certkeeper')
+    .description(
+      'Keeps TLS certificates alive: ACME issuance and renewal, certbot-compatible storage, nginx reload, AWS ACM import.',
+    )
+    .version(VERSION)
+    .option('-c, --config <file>', 'configuration file (default: $CERTKEEPER_CONFIG, else ./certkeeper.yml)')
+    .option('--debug', 'debug logging and stack traces on errors')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 success, 1 a certificate failed, 2 invalid configuration or usage.\nEnvironment: CERTKEEPER_CONFIG, LOG_LEVEL (info), LOG_FORMAT (json|pretty), AWS_* for the AWS SDK.',
+    );
+
+  program
+    .command('renew')
+    .description(
+      'issue missing certificates and renew those that are due (less than 1/3 of their lifetime left)',
+    )
+    .argument('[names...]', 'only these certificates (default: all configured)')
+    .option('-f, --force', 'renew even when not due')
+    .option(
+      '--dry-run',
+      'order from the staging/test directory and keep nothing (no files, no state, no deploy)',
+    )
+    .option('--no-deploy', 'store the certificate but run no deployer')
+    .option('--json', 'print the report as JSON on stdout')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  certkeeper renew\n  certkeeper renew example.com --force\n  certkeeper renew --dry-run',
+    )
+    .action(
+      async (
+        names: string[],
+        o: { force?: boolean; dryRun?: boolean; deploy: boolean; json?: boolean },
+        cmd: Command,
+      ) => {
+        const { config } = load(cmd);
+        const log = await logger(cmd);
+        const t0 = Date.now();
+        const report = await renew(config, {
+          names,
+          force: o.force,
+          dryRun: o.dryRun,
+          skipDeploy: !o.deploy,
+          logger: log,
+        });
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        } else {
+          for (const r of report.results) process.stdout.write(`${describeResult(r)}\n`);
+          const count = (s: string) => report.results.filter((r) => r.status === s).length;
+          process.stdout.write(
+            `${report.results.length} certificate(s): ${count('issued')} issued, ${count('renewed')} renewed, ${count('dry-run')} dry-run, ${count('skipped')} not due, ${count('failed')} failed in ${((Date.now() - t0) / 1000).toFixed(2)} s\n`,
+          );
+        }
+        process.exitCode = report.ok ? EXIT.ok : EXIT.failed;
+      },
+    );
+
+  program
+    .command('status')
+    .description('show every certificate: domains, expiry, days left, last result')
+    .option('--json', 'print as JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { config } = load(cmd);
+      const rows = await collectStatus(config);
+      process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatStatusTable(rows)}\n`);
+    });
+
+  program
+    .command('check-config')
+    .description('validate the configuration file and print a summary')
+    .option(
+      '--preflight',
+      'also check the surroundings: storage writable, CA reachable, DNS zones found (changes nothing)',
+    )
+    .action(async (o: { preflight?: boolean }, cmd: Command) => {
+      const { config, file } = load(cmd);
+      process.stdout.write(
+        `${file}: valid, ${config.certificates.length} certificate(s), CA ${config.acme.directoryUrl}\n`,
+      );
+      for (const c of config.certificates) {
+        const ch =
+          c.challenge.type === 'http-01'
+            ? `http-01 webroot ${c.challenge.webroot}`
+            : `dns-01 ${c.challenge.provider}`;
+        process.stdout.write(
+          `  ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${ch}${c.deploy.length ? `, deploy: ${c.deploy.map((d) => d.type).join(', ')}` : ''})\n`,
+        );
+      }
+      if (o.preflight) {
+        const { preflight } = await import('./preflight.js');
+        const problems = await preflight(config, await logger(cmd));
+        for (const p of problems)
+          process.stdout.write(`${p.ok ? '✔' : '✘'} ${p.what}${p.ok ? '' : `\n    fix: ${p.fix}`}\n`);
+        if (problems.some((p) => !p.ok)) process.exitCode = EXIT.failed;
+      }
+    });
+
+  program
+    .command('revoke')
+    .description('revoke the live certificate of NAME at the CA; the next renew replaces it')
+    .argument('<name>', 'certificate name')
+    .addOption(
+      new Option('--reason <reason>', 'revocation reason')
+        .choices(Object.keys(REVOCATION_REASONS))
+        .default('unspecified'),
+    )
+    .action(async (name: string, o: { reason: RevocationReason }, cmd: Command) => {
+      const { config } = load(cmd);
+      if (!config.certificates.some((c) => c.name === name)) {
+        throw new CertkeeperError('config', `unknown certificate name: ${name}`, {
+          hint: `configured names: ${config.certificates.map((c) => c.name).join(', ') || '(none)'}`,
+        });
+      }
+      const { serial } = await revokeCertificate(config, name, o.reason, await logger(cmd));
+      process.stdout.write(`revoked ${name} serial ${serial}; run certkeeper renew ${name} to replace it\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') {
+      process.exitCode = EXIT.ok;
+      return;
+    }
+    if (code?.startsWith('commander.')) {
+      process.exitCode = EXIT.usage;
+      return;
+    }
+    const debug = argv.includes('--debug');
+    if (err instanceof CertkeeperError) {
+      process.stderr.write(`certkeeper: ${err.describe()}\n`);
+      if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
+      process.exitCode = err.kind === 'config' ? EXIT.usage : EXIT.failed;
+      return;
+    }
+    process.stderr.write(`certkeeper: unexpected error: ${(err as Error).message ?? String(err)}\n`);
+    if (debug) process.stderr.write(`${(err as Error).stack}\n`);
+    else process.stderr.write('  (run with --debug for the stack trace, and please report it)\n');
+    process.exitCode = EXIT.failed;
+  }
+}
+
+await main(process.argv);

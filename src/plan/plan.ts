@@ -1,0 +1,128 @@
+import type { CertificateConfig } from '../config/schema.js';
+import type { IssuedCertificate } from '../deploy/types.js';
+import type { CertState } from '../store/state.js';
+
+export type PlanReason =
+  | 'missing'
+  | 'placeholder'
+  | 'config-changed'
+  | 'revoked'
+  | 'expiring'
+  | 'ari-window'
+  | 'emergency'
+  | 'forced'
+  | 'not-due'
+  | 'backoff';
+
+export interface Plan {
+  name: string;
+  due: boolean;
+  reason: PlanReason;
+  /** One line for humans: why (not) now. */
+  detail: string;
+  /** When this certificate becomes due by the rules (undefined when due now or nothing is live). */
+  renewAt?: Date;
+  notAfter?: Date;
+}
+
+export interface PlanOptions {
+  now: Date;
+  force?: boolean;
+  /** Fraction of the lifetime left at which to renew (default 1/3). */
+  renewBeforeFraction: number;
+  /** Scheduled runs honour the failure backoff; a human's `renew` does not. */
+  respectBackoff?: boolean;
+}
+
+const DAY = 86_400_000;
+
+function sameSet(a: string[], b: string[]): boolean {
+  const x = [...new Set(a.map((s) => s.toLowerCase()))].sort();
+  const y = [...new Set(b.map((s) => s.toLowerCase()))].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/** When the expiry rule makes a certificate due: notAfter − fraction × lifetime. */
+export function expiryRenewAt(notBefore: Date, notAfter: Date, fraction: number): Date {
+  const lifetime = notAfter.getTime() - notBefore.getTime();
+  return new Date(notAfter.getTime() - lifetime * fraction);
+}
+
+/**
+ * Decides whether one certificate is due, and why. Pure: everything it needs is passed in.
+ * Order of rules: nothing live → missing; placeholder; config no longer matches (domains/key type); revoked;
+ * forced; then backoff (scheduled runs only); then ARI's window when the CA offers one (RFC 9773), with an
+ * expiry-based emergency rule above it (less than half the normal margin left); else the 1/3-of-lifetime rule.
+ */
+export function planCertificate(
+  cert: CertificateConfig,
+  state: CertState | undefined,
+  live: Pick<IssuedCertificate, 'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial'> | undefined,
+  opts: PlanOptions,
+): Plan {
+  const { name } = cert;
+  const now = opts.now;
+  const due = (reason: PlanReason, detail: string, notAfter?: Date): Plan => ({
+    name,
+    due: true,
+    reason,
+    detail,
+    notAfter,
+  });
+  if (!live) return due('missing', 'no certificate is stored yet');
+  if (state?.placeholder) return due('placeholder', 'only the bootstrap placeholder is live', live.notAfter);
+  const liveDomains = state?.domains ?? live.domains;
+  if (!sameSet(liveDomains, cert.domains)) {
+    return due(
+      'config-changed',
+      `domains changed (${liveDomains.join(', ')} → ${cert.domains.join(', ')})`,
+      live.notAfter,
+    );
+  }
+  if (state?.keyType && state.keyType !== cert.keyType) {
+    return due('config-changed', `key type changed (${state.keyType} → ${cert.keyType})`, live.notAfter);
+  }
+  if (state?.revokedSerial === live.serial) {
+    return due('revoked', 'the live certificate was revoked', live.notAfter);
+  }
+  if (opts.force) return due('forced', '--force', live.notAfter);
+
+  const fraction = cert.renewBeforeFraction ?? opts.renewBeforeFraction;
+  const byExpiry = expiryRenewAt(live.notBefore, live.notAfter, fraction);
+  const emergency = expiryRenewAt(live.notBefore, live.notAfter, fraction / 2);
+  const ariAt = state?.ari?.selectedAt ? new Date(state.ari.selectedAt) : undefined;
+  const renewAt = ariAt && ariAt < emergency ? ariAt : ariAt ? emergency : byExpiry;
+  const daysLeft = Math.floor((live.notAfter.getTime() - now.getTime()) / DAY);
+
+  if (opts.respectBackoff && state?.nextAttemptAfter && new Date(state.nextAttemptAfter) > now) {
+    return {
+      name,
+      due: false,
+      reason: 'backoff',
+      detail: `last attempt failed; next try after ${state.nextAttemptAfter}`,
+      renewAt: new Date(state.nextAttemptAfter),
+      notAfter: live.notAfter,
+    };
+  }
+  if (now >= emergency && (!ariAt || now < ariAt)) {
+    return due('emergency', `${daysLeft} days left, under half the renewal margin`, live.notAfter);
+  }
+  if (ariAt && now >= ariAt)
+    return due('ari-window', `inside the CA's suggested renewal window (ARI)`, live.notAfter);
+  if (!ariAt && now >= byExpiry) return due('expiring', `${daysLeft} days left`, live.notAfter);
+  return {
+    name,
+    due: false,
+    reason: 'not-due',
+    detail: `${daysLeft} days left; renews from ${renewAt.toISOString()}`,
+    renewAt,
+    notAfter: live.notAfter,
+  };
+}
+
+/** Exponential backoff after consecutive failures: 1 min, 2, 4 … capped at 6 h; a CA's Retry-After wins if later. */
+export function nextAttemptAfter(failures: number, now: Date, retryAfter?: Date): Date {
+  const ms = Math.min(60_000 * 2 ** Math.max(0, failures - 1), 6 * 3600_000);
+  const at = new Date(now.getTime() + ms);
+  return retryAfter && retryAfter > at ? retryAfter : at;
+}
