@@ -48,7 +48,7 @@ export interface RenewOptions {
   onEvent?: (e: CertEvent) => void;
   /** Skip the deploy stage (e.g. a CLI flag); default: deploy. */
   skipDeploy?: boolean;
-  /** Hook run before ordering for certificates with nothing live (the nginx bootstrap placeholder). */
+  /** Hook run before ordering for certificates with nothing live; default: the nginx bootstrap placeholder. */
   bootstrap?: (cert: CertificateConfig, store: CertStore, logger: Logger) => Promise<boolean>;
 }
 
@@ -168,6 +168,16 @@ async function readCaBundle(path: string): Promise<string> {
   }
 }
 
+/**
+ * nginx configs written for certbot refuse to start without the files they name: for certificates deployed to
+ * nginx, write a short-lived self-signed placeholder (marked in state, never reported valid) before ordering.
+ */
+async function defaultBootstrap(cert: CertificateConfig, store: CertStore, logger: Logger): Promise<boolean> {
+  if (!cert.deploy.some((d) => d.type === 'nginx')) return false;
+  const { ensureBootstrap } = await import('./deploy/bootstrap.js');
+  return ensureBootstrap(cert, store, logger);
+}
+
 interface OneCtx {
   config: Config;
   store: CertStore;
@@ -188,8 +198,9 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
     // Check again under the lock: another process may have just renewed it.
     let state = await store.readState(name);
     let live = await store.current(name, state);
-    if (!live && opts.bootstrap && !opts.dryRun) {
-      if (await opts.bootstrap(cert, store, logger)) {
+    const bootstrap = opts.bootstrap ?? defaultBootstrap;
+    if (!live && !opts.dryRun) {
+      if (await bootstrap(cert, store, logger)) {
         state = await store.readState(name);
         live = await store.current(name, state);
       }
