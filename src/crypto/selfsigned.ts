@@ -21,8 +21,11 @@ type EcdsaParams = webcrypto.EcdsaParams;
 type RsaHashedKeyGenParams = webcrypto.RsaHashedKeyGenParams;
 type EcKeyGenParams = webcrypto.EcKeyGenParams;
 
-// The library is typed against the DOM's Crypto (not in this project's libs); node's webcrypto is that API.
-const crypto = webcrypto;
+const subtle = webcrypto.subtle;
+// The library is typed against the DOM's Crypto; node's webcrypto is that API at run time, the types differ in detail.
+const crypto = webcrypto as unknown as NonNullable<
+  Parameters<typeof x509.X509CertificateGenerator.create>[1]
+>;
 
 type Alg = RsaHashedKeyGenParams | EcKeyGenParams;
 
@@ -58,14 +61,11 @@ function algorithmFor(keyType: KeyType): { gen: Alg; sign: Algorithm | EcdsaPara
 }
 
 async function generate(keyType: KeyType): Promise<CryptoKeyPair> {
-  return (await crypto.subtle.generateKey(algorithmFor(keyType).gen, true, [
-    'sign',
-    'verify',
-  ])) as CryptoKeyPair;
+  return (await subtle.generateKey(algorithmFor(keyType).gen, true, ['sign', 'verify'])) as CryptoKeyPair;
 }
 
 async function exportPkcs8Pem(key: CryptoKey): Promise<string> {
-  const der = await crypto.subtle.exportKey('pkcs8', key);
+  const der = await subtle.exportKey('pkcs8', key);
   return `${x509.PemConverter.encode(der, 'PRIVATE KEY')}\n`;
 }
 
@@ -74,7 +74,7 @@ async function importPkcs8Pem(pem: string, keyType: KeyType): Promise<CryptoKey>
   if (!der) throw new Error('no PEM block found in private key');
   const { gen } = algorithmFor(keyType);
   const importAlg = gen.name === 'ECDSA' ? gen : { name: gen.name, hash: 'SHA-256' };
-  return crypto.subtle.importKey('pkcs8', der, importAlg, false, ['sign']);
+  return subtle.importKey('pkcs8', der, importAlg, false, ['sign']);
 }
 
 /** A fresh private key as PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"). */
@@ -85,7 +85,7 @@ export async function createKeyPair(keyType: KeyType): Promise<string> {
 
 /** Positive 16-byte serial, hex. */
 function randomSerial(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
   bytes[0] = ((bytes[0] ?? 1) & 0x7f) | 0x01;
   return Buffer.from(bytes).toString('hex');
 }
