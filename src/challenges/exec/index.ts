@@ -1,0 +1,234 @@
+import { spawn } from 'node:child_process';
+import { CertkeeperError } from '../../errors.js';
+import { findAuthoritativeNameservers, type TxtExpectation, waitForTxtRecords } from '../dns-propagation.js';
+import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
+import type { ExecChallengeConfig } from './schema.js';
+
+export type ExecDeps = SolverDeps & {
+  /** Grace between SIGTERM and SIGKILL when the program overruns its timeout. */
+  killGraceMs?: number;
+  /** First pause between propagation rounds. */
+  propagationIntervalMs?: number;
+  /** For the propagation check without configured nameservers: NS names of the zone holding a domain. */
+  findNameservers?: (domain: string) => Promise<string[]>;
+  resolveHost?: (host: string) => Promise<string[]>;
+};
+
+const STDERR_TAIL_BYTES = 2048;
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  stderrTail: string;
+  durationMs: number;
+}
+
+/** Keeps only the last `max` bytes of a stream. */
+function tailCollector(max: number) {
+  let buf = Buffer.alloc(0);
+  let truncated = false;
+  return {
+    push(chunk: Buffer) {
+      buf = Buffer.concat([buf, chunk]);
+      if (buf.length > max) {
+        buf = buf.subarray(buf.length - max);
+        truncated = true;
+      }
+    },
+    /** The tail as text; a line cut in half at the start is dropped. */
+    text: () => {
+      const t = buf.toString('utf8');
+      return (truncated ? t.slice(t.indexOf('\n') + 1) : t).trim();
+    },
+  };
+}
+
+/**
+ * Runs argv without a shell in its own process group; on timeout (or abort) the whole group gets
+ * SIGTERM, then SIGKILL after a grace period. Resolves with the exit status, never rejects on exit codes.
+ */
+export function runProgram(
+  argv: string[],
+  opts: { timeoutMs: number; killGraceMs?: number; signal?: AbortSignal },
+): Promise<RunResult> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      shell: false,
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      windowsHide: true,
+    });
+    const stderr = tailCollector(STDERR_TAIL_BYTES);
+    child.stderr!.on('data', (c: Buffer) => stderr.push(c));
+    let timedOut = false;
+    let settled = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    let exitTimer: NodeJS.Timeout | undefined;
+    const killGroup = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        try {
+          child.kill(sig);
+        } catch {
+          /* already gone */
+        }
+      }
+    };
+    const stop = () => {
+      killGroup('SIGTERM');
+      killTimer = setTimeout(() => killGroup('SIGKILL'), opts.killGraceMs ?? 2000);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, opts.timeoutMs);
+    const onAbort = () => stop();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      clearTimeout(exitTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve({ code, signal, timedOut, stderrTail: stderr.text(), durationMs: Date.now() - started });
+    };
+    child.once('error', (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      reject(err);
+    });
+    // 'close' waits for stderr to drain; a grandchild that keeps stderr open must not hold us past exit + 1 s.
+    child.once('exit', (code, signal) => {
+      exitTimer = setTimeout(() => finish(code, signal), 1000);
+    });
+    child.once('close', (code, signal) => finish(code, signal));
+  });
+}
+
+export function create(config: ExecChallengeConfig, deps: ExecDeps): ChallengeSolver {
+  const program = config.command[0]!;
+
+  async function run(action: 'present' | 'cleanup', ch: ChallengeInput, ctx: SolverContext): Promise<void> {
+    if (ch.type !== 'dns-01') return;
+    const argv = [...config.command, action, ch.domain, ch.dnsRecordName, ch.dnsValue];
+    const logger = ctx.logger ?? deps.logger;
+    let result: RunResult;
+    try {
+      result = await runProgram(argv, {
+        timeoutMs: config.timeoutSeconds * 1000,
+        killGraceMs: deps.killGraceMs,
+        signal: ctx.signal,
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new CertkeeperError(
+        'challenge',
+        `could not start the exec DNS program ${program} (${code ?? String(err)})`,
+        {
+          cert: ch.certName,
+          domain: ch.domain,
+          field: 'challenge.command',
+          code: 'CK_ERR_EXEC_HOOK',
+          permanent: true,
+          cause: err,
+          hint:
+            code === 'ENOENT'
+              ? 'challenge.command[0] must be the path of an existing program (no shell is used: write ["/bin/sh", "-c", "..."] only if you really need one)'
+              : 'make challenge.command[0] executable by the user certkeeper runs as',
+        },
+      );
+    }
+    logger.debug(
+      { cert: ch.certName, domain: ch.domain, action, code: result.code, ms: result.durationMs },
+      'exec DNS program finished',
+    );
+    if (!result.timedOut && result.code === 0) return;
+    const what = result.timedOut
+      ? `timed out after ${config.timeoutSeconds}s and was killed`
+      : result.signal
+        ? `was killed by ${result.signal}`
+        : `exited with code ${result.code}`;
+    const tail = result.stderrTail ? `; stderr: ${result.stderrTail.split('\n').slice(-10).join('\n')}` : '';
+    throw new CertkeeperError(
+      'challenge',
+      `exec DNS program ${program} ${action} ${ch.dnsRecordName} ${what}${tail}`,
+      {
+        cert: ch.certName,
+        domain: ch.domain,
+        field: 'challenge.command',
+        code: 'CK_ERR_EXEC_HOOK',
+        hint: result.timedOut
+          ? 'make the program finish sooner or raise challenge.timeoutSeconds'
+          : `run it by hand (${program} ${action} <domain> <record name> <value>) and fix what it reports; it must exit 0 once the TXT record is ${action === 'present' ? 'created' : 'removed'}`,
+      },
+    );
+  }
+
+  async function check(chs: ChallengeInput[], ctx: SolverContext): Promise<void> {
+    if (!config.checkAuthoritative) return;
+    const byName = new Map<string, TxtExpectation & { cert: string }>();
+    for (const ch of chs) {
+      if (ch.type !== 'dns-01') continue;
+      const e = byName.get(ch.dnsRecordName) ?? {
+        name: ch.dnsRecordName,
+        values: [],
+        domain: ch.domain,
+        cert: ch.certName,
+      };
+      if (!e.values.includes(ch.dnsValue)) e.values.push(ch.dnsValue);
+      byName.set(ch.dnsRecordName, e);
+    }
+    const expectations = [...byName.values()];
+    if (expectations.length === 0) return;
+    const deadline = Date.now() + config.propagationTimeoutSeconds * 1000;
+    const groups = new Map<string, { nameservers: string[]; expect: typeof expectations }>();
+    for (const e of expectations) {
+      let nameservers = config.nameservers;
+      if (!nameservers) {
+        const find = deps.findNameservers ?? ((d: string) => findAuthoritativeNameservers(d));
+        nameservers = await find(e.domain!);
+        if (nameservers.length === 0) {
+          throw new CertkeeperError(
+            'challenge',
+            `could not find the authoritative nameservers of ${e.domain}`,
+            {
+              cert: e.cert,
+              domain: e.domain,
+              field: 'challenge.nameservers',
+              code: 'CK_ERR_DNS_PROPAGATION',
+              hint: 'set challenge.nameservers to the zone\'s nameservers ("host" or "host:port"), or checkAuthoritative: false',
+            },
+          );
+        }
+      }
+      const key = nameservers.join(',');
+      const g = groups.get(key) ?? { nameservers, expect: [] };
+      g.expect.push(e);
+      groups.set(key, g);
+    }
+    for (const g of groups.values()) {
+      await waitForTxtRecords(g.expect, {
+        nameservers: g.nameservers,
+        timeoutMs: Math.max(1000, deadline - Date.now()),
+        intervalMs: deps.propagationIntervalMs,
+        logger: ctx.logger ?? deps.logger,
+        signal: ctx.signal,
+        cert: g.expect[0]!.cert,
+        resolveHost: deps.resolveHost,
+      });
+    }
+  }
+
+  return {
+    type: 'dns-01',
+    present: (ch, ctx) => run('present', ch, ctx),
+    cleanup: (ch, ctx) => run('cleanup', ch, ctx),
+    check,
+  };
+}
