@@ -1,0 +1,75 @@
+import { ACMClient } from '@aws-sdk/client-acm';
+import { CertkeeperError } from '../../errors.js';
+
+/**
+ * An ACM client for one region. Everything else comes from the SDK's own settings, so they keep working:
+ * the default credential chain (env, profile, SSO, web identity, container/instance roles), AWS_PROFILE,
+ * AWS_ENDPOINT_URL_ACM / AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS and AWS_RETRY_MODE. certkeeper reads none of them.
+ */
+export function buildAcmClient(region: string): ACMClient {
+  return new ACMClient({ region });
+}
+
+/** Lazily built clients, one per region (the audit walks several). */
+export function clientCache(
+  make: (region: string) => ACMClient = buildAcmClient,
+): (region: string) => ACMClient {
+  const clients = new Map<string, ACMClient>();
+  return (region) => {
+    let c = clients.get(region);
+    if (!c) {
+      c = make(region);
+      clients.set(region, c);
+    }
+    return c;
+  };
+}
+
+/** Error names ACM (and STS/IAM in front of it) uses for requests that will fail the same way next time. */
+const PERMANENT = new Set([
+  'ValidationException',
+  'InvalidArnException',
+  'InvalidParameterException',
+  'InvalidArgsException',
+  'InvalidTagException',
+  'TooManyTagsException',
+  'TagPolicyException',
+  'ResourceNotFoundException',
+  'AccessDeniedException',
+  'AccessDeniedFault',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'LimitExceededException',
+  'CredentialsProviderError',
+]);
+
+export function awsErrorName(err: unknown): string {
+  if (err && typeof err === 'object' && 'name' in err) return String((err as { name: unknown }).name);
+  return 'Error';
+}
+
+export function isPermanentAwsError(err: unknown): boolean {
+  if (err instanceof CertkeeperError) return err.permanent;
+  return PERMANENT.has(awsErrorName(err));
+}
+
+/** A sentence on what to do about an AWS error, by its name. */
+export function hintForAwsError(err: unknown, action: string, region: string): string {
+  const name = awsErrorName(err);
+  switch (name) {
+    case 'AccessDeniedException':
+    case 'AccessDeniedFault':
+      return `grant the identity certkeeper runs as ${action} on ACM in ${region} (see the README's minimal IAM policy)`;
+    case 'UnrecognizedClientException':
+    case 'InvalidSignatureException':
+    case 'CredentialsProviderError':
+      return 'certkeeper found no valid AWS credentials: set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or give the host an IAM role';
+    case 'ThrottlingException':
+    case 'TooManyRequestsException':
+      return 'ACM is throttling this account; certkeeper retries on its next run, or run certkeeper renew again later';
+    case 'LimitExceededException':
+      return 'the account reached an ACM quota (imported certificates per year or in total): delete unused certificates or ask AWS for a higher quota';
+    default:
+      return `check the AWS error above; certkeeper retries ${action} on its next run`;
+  }
+}
