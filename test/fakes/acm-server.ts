@@ -72,6 +72,8 @@ export interface FakeAcm {
   tamperDescribe?: (detail: Record<string, unknown>, cert: FakeCertificate) => Record<string, unknown>;
   /** Answer the next `count` requests of `op` with this error. */
   failNext(op: string, count: number, type: string, message: string, status?: number): void;
+  /** Forget pending throttles and failures. */
+  clearFailures(): void;
   seed(input: SeedInput): FakeCertificate;
   ops(): string[];
   close(): Promise<void>;
@@ -123,6 +125,9 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
     },
     failNext(op, count, type, message, status = 400) {
       failures.push({ op, count, type, message, status });
+    },
+    clearFailures() {
+      failures.length = 0;
     },
     seed(input) {
       const region = input.region ?? 'us-east-1';

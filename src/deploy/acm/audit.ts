@@ -60,6 +60,8 @@ export interface AcmAuditOptions {
   concurrency?: number;
   /** Upper bound on ListCertificates pages per region (default 100, i.e. up to 100 000 certificates). */
   maxPages?: number;
+  /** MaxItems per ListCertificates page (default 1000, ACM's maximum). */
+  pageSize?: number;
 }
 
 const DAY = 86_400_000;
@@ -71,7 +73,9 @@ export async function runAcmAudit(opts: AcmAuditOptions): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const region of [...new Set(opts.regions)]) {
     const client = clientFor(region);
-    const summaries = await call(region, 'acm:ListCertificates', () => listAll(client, opts.maxPages ?? 100));
+    const summaries = await call(region, 'acm:ListCertificates', () =>
+      listAll(client, opts.maxPages ?? 100, opts.pageSize ?? 1000),
+    );
     log.debug({ region, certificates: summaries.length }, 'ACM certificates listed');
     const details = await mapLimit(summaries, opts.concurrency ?? 4, async (s) => {
       const arn = s.CertificateArn!;
@@ -230,7 +234,7 @@ export function judge(d: CertificateDetail, region: string, ctx: JudgeContext): 
   return out;
 }
 
-async function listAll(client: ACMClient, maxPages: number): Promise<CertificateSummary[]> {
+async function listAll(client: ACMClient, maxPages: number, pageSize: number): Promise<CertificateSummary[]> {
   const out: CertificateSummary[] = [];
   let token: string | undefined;
   for (let page = 0; page < maxPages; page++) {
@@ -238,7 +242,7 @@ async function listAll(client: ACMClient, maxPages: number): Promise<Certificate
       new ListCertificatesCommand({
         // Without keyTypes ACM lists only RSA_1024 and RSA_2048 certificates: ask for every key type.
         Includes: { keyTypes: [...ACM_KEY_ALGORITHMS] },
-        MaxItems: 1000,
+        MaxItems: pageSize,
         ...(token && { NextToken: token }),
       }),
     );
