@@ -53,11 +53,11 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export function ariParts(der: Uint8Array): { keyIdentifier?: Buffer; serial: Buffer } {
   const cert = readTlv(der, 0, der.length);
   const tbs = children(der, cert)[0];
-  if (!tbs || tbs.tag !== 0x30) throw new Error('not an X.509 certificate');
+  if (tbs?.tag !== 0x30) throw new Error('not an X.509 certificate');
   const fields = children(der, tbs);
   let i = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] EXPLICIT version
   const serialTlv = fields[i];
-  if (!serialTlv || serialTlv.tag !== 0x02) throw new Error('certificate has no serial number');
+  if (serialTlv?.tag !== 0x02) throw new Error('certificate has no serial number');
   const serial = Buffer.from(der.subarray(serialTlv.start, serialTlv.end));
   i += 6; // signature, issuer, validity, subject, subjectPublicKeyInfo
   let keyIdentifier: Buffer | undefined;
