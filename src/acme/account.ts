@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { readIfExists, writeFileAtomic } from '../store/fsutil.js';
 import { toAcmeError } from './errors.js';
-import { withProblemCapture } from './http.js';
+import { useNoncePool, withProblemCapture } from './http.js';
 import { createPrivateKey } from './keys.js';
 
 interface AccountFile {
@@ -59,6 +59,7 @@ export async function ensureAccount(
       accountUrl: meta.url,
       ...backoff,
     });
+    useNoncePool(client, directoryUrl);
     if (JSON.stringify(meta.contact) !== JSON.stringify(contact)) {
       await withProblemCapture(() => client.updateAccount({ contact })).catch((err) => {
         throw toAcmeError(err, { action: 'updating the ACME account contact' });
@@ -75,6 +76,7 @@ export async function ensureAccount(
       : {}),
     ...backoff,
   });
+  useNoncePool(client, directoryUrl);
   await withProblemCapture(() => client.createAccount({ termsOfServiceAgreed: true, contact })).catch(
     (err) => {
       throw toAcmeError(err, { action: 'registering the ACME account' });

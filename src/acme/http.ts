@@ -38,6 +38,33 @@ export const acmeEvents = new EventEmitter();
 const started = new WeakMap<object, number>();
 let installed = false;
 
+/**
+ * Replay-Nonce values from the CA's responses, per origin. acme-client asks newNonce (HEAD) before every signed
+ * request; every ACME response already carries a fresh nonce, so reusing those halves the round trips.
+ * A stale one just costs a badNonce retry, which carries its own fresh nonce.
+ */
+const noncePools = new Map<string, string[]>();
+const NONCE_POOL_MAX = 64;
+
+function origin(url: string | undefined): string {
+  try {
+    return new URL(url ?? '').origin;
+  } catch {
+    return '';
+  }
+}
+
+export function takeNonce(url: string): string | undefined {
+  return noncePools.get(origin(url))?.pop();
+}
+
+/** Makes `client` use pooled nonces before asking newNonce. */
+export function useNoncePool(client: acme.Client, directoryUrl: string): void {
+  const http = (client as unknown as { api: { http: { getNonce: () => Promise<string> } } }).api.http;
+  const fetchNonce = http.getNonce.bind(http);
+  http.getNonce = async () => takeNonce(directoryUrl) ?? fetchNonce();
+}
+
 function classify(url: string): string {
   const path = (() => {
     try {
@@ -97,6 +124,14 @@ export function configureAcmeHttp({
   });
   ax.interceptors.response.use(
     (resp) => {
+      const nonce = resp.headers['replay-nonce'];
+      const endpoint = classify(resp.config.url ?? '');
+      if (typeof nonce === 'string' && endpoint !== 'newNonce') {
+        const key = origin(resp.config.url);
+        const pool = noncePools.get(key) ?? [];
+        if (pool.length < NONCE_POOL_MAX) pool.push(nonce);
+        noncePools.set(key, pool);
+      }
       const ctx = calls.getStore();
       const problem = /problem\+json/.test(String(resp.headers['content-type'] ?? ''))
         ? (resp.data as AcmeProblem)
@@ -108,7 +143,7 @@ export function configureAcmeHttp({
       }
       const t0 = started.get(resp.config) ?? Date.now();
       acmeEvents.emit('request', {
-        endpoint: classify(resp.config.url ?? ''),
+        endpoint,
         method: (resp.config.method ?? 'get').toUpperCase(),
         status: resp.status,
         durationMs: Date.now() - t0,
