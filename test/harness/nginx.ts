@@ -106,6 +106,20 @@ function countMatches(text: string, re: RegExp): number {
 
 export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
   requireBinaries(NGINX_BIN);
+  const portsChosenHere =
+    opts.httpPort === undefined && (opts.httpsPort === undefined || !opts.tlsServers?.length);
+  // A free port can be taken by a parallel test between our check and nginx's bind: try fresh ports then.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNginxOnce(opts);
+    } catch (err) {
+      const clash = err instanceof Error && /address already in use/i.test(err.message);
+      if (attempt >= 3 || !clash || !portsChosenHere) throw err;
+    }
+  }
+}
+
+async function startNginxOnce(opts: NginxOptions): Promise<NginxHandle> {
   const tlsServers = opts.tlsServers ?? [];
   const prefix = await mkdtemp(join(tmpdir(), 'ck-nginx-'));
   let proc: ManagedProcess | undefined;

@@ -52,6 +52,21 @@ function fqdn(host: string): string {
 
 export async function startPebble(opts: PebbleOptions = {}): Promise<PebbleHandle> {
   requireBinaries(PEBBLE_BIN, CHALLTESTSRV_BIN);
+  // A free port can be taken by a parallel test between our check and Pebble's bind: try fresh ports then.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPebbleOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !isPortClash(err)) throw err;
+    }
+  }
+}
+
+export function isPortClash(err: unknown): boolean {
+  return err instanceof Error && /address already in use/i.test(err.message);
+}
+
+async function startPebbleOnce(opts: PebbleOptions): Promise<PebbleHandle> {
   const dir = await mkdtemp(join(tmpdir(), 'ck-pebble-'));
   const procs: ManagedProcess[] = [];
   const stopAll = async () => {
