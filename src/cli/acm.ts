@@ -29,7 +29,11 @@ interface AuditOpts {
 export function acmCommand(deps: AcmCliDeps = {}): Command {
   const out = deps.stdout ?? ((s: string) => void process.stdout.write(s));
   const err = deps.stderr ?? ((s: string) => void process.stderr.write(s));
-  const exit = deps.setExitCode ?? ((c: number) => void (process.exitCode = c));
+  const exit =
+    deps.setExitCode ??
+    ((c: number) => {
+      process.exitCode = c;
+    });
 
   const acm = new Command('acm').description(
     'AWS Certificate Manager: audit certificates that will not renew by themselves',
