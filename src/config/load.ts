@@ -26,7 +26,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return `${path}: is required (expected ${issue.expected})`;
   }
   if (issue.code === 'invalid_union' && 'discriminator' in issue && issue.discriminator) {
-    return `${path}.${String(issue.discriminator)}: ${issue.message}`;
+    return `${path}: ${issue.message.replace('Invalid discriminator value. Expected', 'expected one of')}`;
   }
   return `${path}: ${issue.message}`;
 }

@@ -176,14 +176,18 @@ export class CertStore {
     return live;
   }
 
-  /** Switches live back to the newest version older than the current one. */
+  /** Switches live back to the newest complete version older than the current one. */
   async rollback(name: string): Promise<IssuedCertificate | undefined> {
     const cur = await this.currentVersion(name);
-    const older = (await this.versions(name)).filter((v) => cur === undefined || v < cur);
-    const prev = older.at(-1);
+    // Only versions with a .vN folder were ever complete (the folder is made after all four files are written).
+    const complete = (await readdirSafe(this.archiveDir(name)))
+      .map((e) => /^\.v(\d+)$/.exec(e)?.[1])
+      .filter((v): v is string => v !== undefined)
+      .map(Number)
+      .filter((v) => cur === undefined || v < cur)
+      .sort((a, b) => a - b);
+    const prev = complete.at(-1);
     if (prev === undefined) return undefined;
-    const vdir = join(this.archiveDir(name), `.v${prev}`);
-    if (!(await exists(vdir))) await this.makeVersionDir(name, prev);
     await this.pointCurrentAt(name, prev);
     const leaf = await fs.readFile(join(this.archiveDir(name), `cert${prev}.pem`), 'utf8');
     const info = certInfo(leaf);
