@@ -67,6 +67,10 @@ export interface FakeRoute53 {
   seedTxt(zoneId: string, name: string, values: string[], ttl?: number): Promise<void>;
   /** Resolves when every INSYNC publish to challtestsrv has been sent. */
   idle(): Promise<void>;
+  /** Marks every PENDING change INSYNC now (publishing it) and waits for the publishes. */
+  settleAll(): Promise<void>;
+  /** While held, changes are accepted and go INSYNC but are not published to DNS (a broken delegation). */
+  holdPublishing(hold: boolean): void;
   /** Counts per action, optionally since a call index. */
   count(action?: string, since?: number): number;
   close(): Promise<void>;
@@ -156,8 +160,9 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
   let publishChain: Promise<void> = Promise.resolve();
   let publishError: unknown;
 
+  let publishingHeld = false;
   function publish(zone: Zone, names: Iterable<string>): void {
-    if (!opts.challtestsrv) return;
+    if (!opts.challtestsrv || publishingHeld) return;
     const base = opts.challtestsrv;
     const snapshot = [...names].map((n) => ({ host: n, values: zone.sets.get(`${n}|TXT`)?.values ?? [] }));
     publishChain = publishChain.then(async () => {
@@ -495,6 +500,14 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
     async idle() {
       await publishChain;
       if (publishError) throw publishError;
+    },
+    async settleAll() {
+      for (const c of changes.values()) settle(c);
+      await publishChain;
+      if (publishError) throw publishError;
+    },
+    holdPublishing(hold) {
+      publishingHeld = hold;
     },
     count(action, since = 0) {
       return calls.slice(since).filter((c) => !action || c.action === action).length;
