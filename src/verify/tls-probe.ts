@@ -67,18 +67,19 @@ export function probeServedCertificate(
     }, timeoutMs);
     socket.once('secureConnect', () => {
       clearTimeout(timer);
-      const peer = socket.getPeerCertificate(false);
+      // The X509Certificate view prints the serial exactly as certInfo() does (leading zero bytes kept).
+      const peer = socket.getPeerX509Certificate();
       socket.end();
       socket.destroy();
-      if (!peer?.serialNumber) {
+      if (!peer) {
         reject(new Error('the server presented no certificate'));
         return;
       }
       resolve({
-        serial: peer.serialNumber.toUpperCase().replace(/^0+(?=.)/, ''),
-        subject: typeof peer.subject?.CN === 'string' ? peer.subject.CN : '',
-        issuer: typeof peer.issuer?.CN === 'string' ? peer.issuer.CN : '',
-        notAfter: new Date(peer.valid_to),
+        serial: peer.serialNumber.toUpperCase(),
+        subject: peer.subject,
+        issuer: peer.issuer,
+        notAfter: new Date(peer.validTo),
       });
     });
     socket.once('error', (err) => {

@@ -255,7 +255,8 @@ export function signalTarget(
         );
       }
       const pid = Number(text.trim());
-      if (!Number.isInteger(pid) || pid <= 1) {
+      // pid 1 is right in a shared PID namespace (nginx is PID 1 of its container); 0 or less would signal a group.
+      if (!Number.isInteger(pid) || pid < 1) {
         throw new CertkeeperError(
           'deploy',
           `nginx's pid file ${cfg.pidFile} holds "${text.trim().slice(0, 20)}", not a process id`,
