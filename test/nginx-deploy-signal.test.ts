@@ -62,7 +62,13 @@ const served = async () =>
  */
 async function settledServed(expected: string): Promise<string> {
   let last = '';
-  await pollUntil(async () => (last = await served()) === expected, { attempts: 40, intervalMs: 50 });
+  await pollUntil(
+    async () => {
+      last = await served();
+      return last === expected;
+    },
+    { attempts: 40, intervalMs: 50 },
+  );
   return last;
 }
 
