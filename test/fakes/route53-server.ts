@@ -37,6 +37,8 @@ export interface FakeCall {
   query: Record<string, string>;
   zoneId?: string;
   status: number;
+  /** ChangeResourceRecordSets: the batch comment. */
+  comment?: string;
   /** ChangeResourceRecordSets: the changes of the batch. */
   changes?: Array<{ action: string; name: string; type: string; ttl: number; values: string[] }>;
 }
@@ -275,6 +277,7 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
       };
     });
     call.changes = parsed;
+    call.comment = comment;
     if (parsed.length === 0)
       throw new ApiError(400, 'InvalidInput', 'The input is not valid: ChangeBatch has no Changes');
     // Validate the whole batch against a copy first: a batch applies atomically or not at all.
