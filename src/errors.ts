@@ -81,13 +81,23 @@ export class ConfigError extends CertkeeperError {
   /** One line per problem, each `path: message`. */
   readonly issues: string[];
   constructor(issues: string[], details: ErrorDetails = {}) {
-    super('config', issues.length === 1 ? issues[0]! : `${issues.length} problems in the configuration:\n  ${issues.join('\n  ')}`, details);
+    super(
+      'config',
+      issues.length === 1
+        ? issues[0]!
+        : `${issues.length} problems in the configuration:\n  ${issues.join('\n  ')}`,
+      details,
+    );
     this.issues = issues;
   }
 }
 
 /** Wraps anything thrown into a CertkeeperError without losing the cause. */
-export function asCertkeeperError(err: unknown, kind: ErrorKind = 'internal', details: ErrorDetails = {}): CertkeeperError {
+export function asCertkeeperError(
+  err: unknown,
+  kind: ErrorKind = 'internal',
+  details: ErrorDetails = {},
+): CertkeeperError {
   if (err instanceof CertkeeperError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new CertkeeperError(kind, message, { ...details, cause: err });
