@@ -22,6 +22,8 @@ export interface PebbleOptions {
   nonceReject?: number;
   /** Extra environment for Pebble, e.g. { PEBBLE_AUTHZREUSE: '0' }. */
   env?: Record<string, string>;
+  /** Require External Account Binding with these kid → base64url HMAC keys. */
+  eabKeys?: Record<string, string>;
 }
 
 export interface PebbleHandle {
@@ -100,7 +102,8 @@ async function startPebbleOnce(opts: PebbleOptions): Promise<PebbleHandle> {
             httpPort,
             tlsPort,
             ocspResponderURL: '',
-            externalAccountBindingRequired: false,
+            externalAccountBindingRequired: opts.eabKeys !== undefined,
+            ...(opts.eabKeys ? { externalAccountMACKeys: opts.eabKeys } : {}),
           },
         },
         null,
