@@ -153,7 +153,8 @@ export function create(config: AcmDeployConfig, deps: AcmDeployerDeps): Deployer
         deployer: name,
         ok: true,
         detail: `${verb} ${arn} (serial ${cert.serial}, not after ${cert.notAfter.toISOString()}, confirmed by DescribeCertificate)${tagNote}`,
-        observedSerial: normalizeSerial(confirmed?.Serial).toUpperCase(),
+        // confirm() compared it with the stored serial: report it in the store's spelling.
+        observedSerial: confirmed ? cert.serial : undefined,
       };
     },
   };

@@ -60,7 +60,14 @@ export function acmKeyAlgorithmOf(keyPem: string): KeyAlgorithmResult {
         return { ok: false, description: `an ECDSA key on curve ${d.namedCurve ?? 'unknown'}` };
     }
   }
-  return { ok: false, description: `a ${key.asymmetricKeyType ?? 'unknown'} key` };
+  const names: Record<string, string> = {
+    ed25519: 'Ed25519',
+    ed448: 'Ed448',
+    dsa: 'DSA',
+    'rsa-pss': 'RSA-PSS',
+  };
+  const type = key.asymmetricKeyType ?? 'unknown';
+  return { ok: false, description: `a key of type ${names[type] ?? type}` };
 }
 
 /** Plain words for an ACM algorithm: "ECDSA P-256". */
