@@ -344,3 +344,28 @@ describe('preflight', () => {
     expect(err.message).toContain('route53:ListResourceRecordSets on hostedzone/ZPUB');
   });
 });
+
+describe('schema', () => {
+  const base = { type: 'dns-01', provider: 'route53' };
+  it('accepts the documented forms and applies defaults', () => {
+    const c = route53ChallengeSchema.parse({
+      ...base,
+      hostedZoneId: '/hostedzone/Z0123ABC',
+      roleArn: 'arn:aws:iam::123456789012:role/certkeeper-dns',
+      region: 'cn-north-1',
+      nameservers: ['ns-1.awsdns-01.org', '127.0.0.1:8053', '[::1]:5353'],
+    });
+    expect(c).toMatchObject({ privateZone: false, checkAuthoritative: true, propagationTimeoutSeconds: 300 });
+  });
+  it.each([
+    [{ nameservers: ['bad host'] }, 'host:port'],
+    [{ nameservers: ['a:b:c'] }, 'host:port'],
+    [{ hostedZoneId: 'example.com' }, 'hosted zone ID'],
+    [{ roleArn: 'certkeeper-dns' }, 'role ARN'],
+    [{ region: 'US East' }, 'AWS region'],
+  ])('rejects %j with a message saying what is expected', (over, words) => {
+    const res = route53ChallengeSchema.safeParse({ ...base, ...over });
+    expect(res.success).toBe(false);
+    expect(res.error?.issues[0]?.message).toContain(words);
+  });
+});
