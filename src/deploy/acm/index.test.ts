@@ -293,6 +293,20 @@ describe('acm deployer', () => {
     expect(fake.ops()).toEqual(['ImportCertificate']);
   });
 
+  it('explains an ARN in state that was deleted in ACM', async () => {
+    const ctx = memoryContext({
+      'acm:us-east-1': {
+        arn: 'arn:aws:acm:us-east-1:123456789012:certificate/deleted-1',
+        keyAlgorithm: 'EC_prime256v1',
+      },
+    });
+    const err = await rejection(deployer(config()).deploy(await makeIssued(ca, { name: 'old' }), ctx));
+    expect(err.code).toBe('CK_ERR_ACM_ARN_GONE');
+    expect(err.permanent).toBe(true);
+    expect(err.hint).toContain('delete "acm:us-east-1" under deploy in state/old.json');
+    expect(fake.ops()).toEqual(['ImportCertificate']);
+  });
+
   it("builds its own client from the SDK's settings (AWS_ENDPOINT_URL_ACM, env credentials)", async () => {
     vi.stubEnv('AWS_ENDPOINT_URL_ACM', fake.url);
     vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDENVTEST');

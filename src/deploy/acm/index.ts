@@ -208,10 +208,13 @@ export function create(config: AcmDeployConfig, deps: AcmDeployerDeps): Deployer
         cause: err,
       });
     }
+    const gone = awsErrorName(err) === 'ResourceNotFoundException';
     return new CertkeeperError('deploy', `${action} in ${region} failed${after}: ${errorLine(err)}`, {
       cert: cert.name,
-      code: 'CK_ERR_ACM',
-      hint: hintForAwsError(err, action, region),
+      code: gone ? 'CK_ERR_ACM_ARN_GONE' : 'CK_ERR_ACM',
+      hint: gone
+        ? `the ACM certificate certkeeper re-imports into no longer exists: ${config.arn ? 'fix or remove arn in this deployer' : `delete "${name}" under deploy in state/${cert.name}.json`} so certkeeper imports a new one, then attach the new ARN where the old one was used`
+        : hintForAwsError(err, action, region),
       permanent,
       cause: err,
     });
