@@ -309,39 +309,53 @@ describe('preflight', () => {
     const since = fake.calls.length;
     const res = await preflight(cfg(), {
       logger: silentLogger,
-      cert: 'pf',
+      certName: 'pf',
       domains: ['dns01.test', '*.dns01.test', 'a.sub.dns01.test'],
       client,
     });
-    expect(res).toEqual([
-      { domain: 'dns01.test', zoneId: 'ZPUB', zoneName: 'dns01.test', private: false },
-      { domain: 'a.sub.dns01.test', zoneId: 'ZSUB', zoneName: 'sub.dns01.test', private: false },
+    expect(
+      res.map(({ ok, domain, zoneId, zoneName, private: p }) => ({
+        ok,
+        domain,
+        zoneId,
+        zoneName,
+        private: p,
+      })),
+    ).toEqual([
+      { ok: true, domain: 'dns01.test', zoneId: 'ZPUB', zoneName: 'dns01.test', private: false },
+      { ok: true, domain: 'a.sub.dns01.test', zoneId: 'ZSUB', zoneName: 'sub.dns01.test', private: false },
     ]);
+    expect(res[0]!.what).toBe('pf: Route53 zone dns01.test (ZPUB) holds dns01.test and can be listed');
     expect(fake.count('ChangeResourceRecordSets', since)).toBe(0);
   });
 
   it('rejects an explicit zone that does not hold the domain', async () => {
-    const err = await preflight(cfg({ hostedZoneId: 'ZOTHER' }), {
+    const [check] = await preflight(cfg({ hostedZoneId: 'ZOTHER' }), {
       logger: silentLogger,
       cert: 'pf',
       domains: ['x.dns01.test'],
       client,
-    }).catch((e) => e);
-    expect(err.kind).toBe('config');
-    expect(err.field).toBe('challenge.hostedZoneId');
-    expect(err.message).toContain('other.test');
+    });
+    expect(check!.ok).toBe(false);
+    expect(check!.error?.kind).toBe('config');
+    expect(check!.error?.field).toBe('challenge.hostedZoneId');
+    expect(check!.what).toContain('other.test, which does not hold x.dns01.test');
+    expect(check!.fix).toContain('hostedZoneId');
   });
 
-  it('reports a zone that cannot be listed', async () => {
+  it('reports a zone that cannot be listed, and a domain without a zone, one check each', async () => {
     fake.deny('ListResourceRecordSets');
-    const err = await preflight(cfg(), {
+    const res = await preflight(cfg(), {
       logger: silentLogger,
       cert: 'pf',
-      domains: ['dns01.test'],
+      domains: ['dns01.test', 'nowhere.example'],
       client,
-    }).catch((e) => e);
-    expect(err.code).toBe('CK_ERR_AWS_ACCESS_DENIED');
-    expect(err.message).toContain('route53:ListResourceRecordSets on hostedzone/ZPUB');
+    });
+    expect(res.map((c) => c.ok)).toEqual([false, false]);
+    expect(res[0]!.error?.code).toBe('CK_ERR_AWS_ACCESS_DENIED');
+    expect(res[0]!.what).toContain('route53:ListResourceRecordSets on hostedzone/ZPUB');
+    expect(res[0]!.fix).toContain('arn:aws:route53:::hostedzone/ZPUB');
+    expect(res[1]!.error?.code).toBe('CK_ERR_DNS_ZONE_NOT_FOUND');
   });
 });
 

@@ -13,7 +13,7 @@ import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { type TxtExpectation, waitForTxtRecords } from '../dns-propagation.js';
 import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
-import { awsCall, DEFAULT_RETRY, type RetryPolicy } from './aws-call.js';
+import { awsCall, DEFAULT_RETRY, type RetryPolicy, toAwsError } from './aws-call.js';
 import { sharedRoute53Client } from './client.js';
 import { addChange, type CurrentSet, currentFrom, removeChange } from './records.js';
 import type { Route53ChallengeConfig } from './schema.js';
@@ -368,71 +368,103 @@ function groupCerts(chs: ChallengeInput[]): Map<string, ChallengeInput[]> {
   return m;
 }
 
-export interface Route53PreflightResult {
+/** One line of `check-config --preflight`; the shape src/cli/preflight.ts prints ({ what, ok, fix }). */
+export interface Route53PreflightCheck {
+  what: string;
+  ok: boolean;
+  fix?: string;
+  cert: string;
   domain: string;
-  zoneId: string;
-  zoneName: string;
-  private: boolean;
+  zoneId?: string;
+  zoneName?: string;
+  private?: boolean;
+  error?: CertkeeperError;
+}
+
+export interface Route53PreflightDeps {
+  logger: Logger;
+  /** Certificate name (either key). */
+  cert?: string;
+  certName?: string;
+  /** The certificate's domains; wildcards count as their base name. */
+  domains: string[];
+  client?: Route53Client;
+  signal?: AbortSignal;
+  retry?: RetryPolicy;
 }
 
 /**
  * `certkeeper check-config --preflight`: for each domain of one certificate, the zone is found (or the
- * configured hostedZoneId exists and covers it) and its records can be listed with the configured
- * credentials. Changes nothing. Throws the first problem as a CertkeeperError.
+ * configured hostedZoneId exists and holds it) and its records can be listed with the configured
+ * credentials. Changes nothing. Never throws for a Route53 problem: each domain gets a check with
+ * `ok: false`, the error's sentence in `what` and its hint in `fix`.
  */
 export async function preflight(
   config: Route53ChallengeConfig,
-  deps: {
-    logger: Logger;
-    cert: string;
-    domains: string[];
-    client?: Route53Client;
-    signal?: AbortSignal;
-    retry?: RetryPolicy;
-  },
-): Promise<Route53PreflightResult[]> {
+  deps: Route53PreflightDeps,
+): Promise<Route53PreflightCheck[]> {
+  const cert = deps.cert ?? deps.certName ?? '';
   const client = deps.client ?? sharedRoute53Client({ region: config.region, roleArn: config.roleArn });
-  const ctx = { client, logger: deps.logger, retry: deps.retry, cert: deps.cert, signal: deps.signal };
+  const ctx = { client, logger: deps.logger, retry: deps.retry, cert, signal: deps.signal };
   const domains = [...new Set(deps.domains.map((d) => normalizeName(d.replace(/^\*\./, ''))))];
-  const out: Route53PreflightResult[] = [];
-  const explicit = config.hostedZoneId
-    ? await getHostedZone(config.hostedZoneId, { ...ctx, domain: domains[0] })
-    : undefined;
+  const out: Route53PreflightCheck[] = [];
+  let explicit: ZoneDetails | undefined;
   for (const domain of domains) {
-    const zone = explicit ?? (await findHostedZone(domain, config.privateZone, ctx));
-    if (explicit && !inZone(domain, explicit.name)) {
-      throw new CertkeeperError(
-        'config',
-        `hosted zone ${explicit.id} is ${explicit.name}, which does not hold ${domain}`,
+    try {
+      if (config.hostedZoneId && !explicit)
+        explicit = await getHostedZone(config.hostedZoneId, { ...ctx, domain });
+      const zone = explicit ?? (await findHostedZone(domain, config.privateZone, ctx));
+      if (explicit && !inZone(domain, explicit.name)) {
+        throw new CertkeeperError(
+          'config',
+          `hosted zone ${explicit.id} is ${explicit.name}, which does not hold ${domain}`,
+          {
+            cert,
+            domain,
+            field: 'challenge.hostedZoneId',
+            permanent: true,
+            hint: `set challenge.hostedZoneId to the zone of ${domain}, or remove it to let certkeeper find the zone`,
+          },
+        );
+      }
+      await awsCall<ListResourceRecordSetsResponse>(
+        client,
+        new ListResourceRecordSetsCommand({
+          HostedZoneId: zone.id,
+          StartRecordName: `_acme-challenge.${domain}.`,
+          StartRecordType: 'TXT',
+          MaxItems: 1,
+        }),
         {
-          cert: deps.cert,
+          action: 'ListResourceRecordSets',
+          resource: `hostedzone/${zone.id}`,
+          cert,
           domain,
-          field: 'challenge.hostedZoneId',
-          permanent: true,
-          hint: `set challenge.hostedZoneId to the zone of ${domain}, or remove it to let certkeeper find the zone`,
+          logger: deps.logger,
+          signal: deps.signal,
         },
+        deps.retry,
       );
-    }
-    const name = `_acme-challenge.${domain}.`;
-    await awsCall<ListResourceRecordSetsResponse>(
-      client,
-      new ListResourceRecordSetsCommand({
-        HostedZoneId: zone.id,
-        StartRecordName: name,
-        StartRecordType: 'TXT',
-        MaxItems: 1,
-      }),
-      {
-        action: 'ListResourceRecordSets',
-        resource: `hostedzone/${zone.id}`,
-        cert: deps.cert,
+      out.push({
+        what: `${cert}: Route53 zone ${zone.name} (${zone.id}${zone.private ? ', private' : ''}) holds ${domain} and can be listed`,
+        ok: true,
+        cert,
         domain,
-        logger: deps.logger,
-        signal: deps.signal,
-      },
-      deps.retry,
-    );
-    out.push({ domain, zoneId: zone.id, zoneName: zone.name, private: zone.private });
+        zoneId: zone.id,
+        zoneName: zone.name,
+        private: zone.private,
+      });
+    } catch (err) {
+      const e = toAwsError(err, { action: 'preflight', resource: '*', cert, domain, logger: deps.logger });
+      out.push({
+        what: `${cert}: Route53 zone for ${domain}: ${e.message}`,
+        ok: false,
+        fix: e.hint,
+        cert,
+        domain,
+        error: e,
+      });
+    }
   }
   return out;
 }
