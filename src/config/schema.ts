@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { execChallengeSchema } from '../challenges/exec/schema.js';
 import { route53ChallengeSchema } from '../challenges/route53/schema.js';
 import { webrootChallengeSchema } from '../challenges/webroot/schema.js';
-import { acmDeploySchema } from '../deploy/acm/schema.js';
+import { acmAuditSchema, acmDeploySchema } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
 import { isSafeFileName, isValidDnsName } from './dns-name.js';
@@ -114,12 +114,7 @@ export const configSchema = z.strictObject({
     })
     .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024 }),
   notify: z.array(notifySchema).default([]),
-  acmAudit: z
-    .strictObject({
-      regions: z.array(z.string().min(1)).default(['us-east-1']),
-      expiringDays: z.number().int().positive().default(30),
-    })
-    .optional(),
+  acmAudit: acmAuditSchema.optional(),
   certificates: z.array(certificateSchema).default([]),
 });
 
