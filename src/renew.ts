@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type Account, ensureAccount } from './acme/account.js';
+import { ariCertId } from './acme/ari-id.js';
 import { configureAcmeHttp } from './acme/http.js';
 import { orderCertificate } from './acme/order.js';
 import { createSolver } from './challenges/index.js';
@@ -9,7 +10,7 @@ import { createDeployer } from './deploy/index.js';
 import type { DeployResult, IssuedCertificate } from './deploy/types.js';
 import { asCertkeeperError, CertkeeperError } from './errors.js';
 import { type Logger, silentLogger } from './log.js';
-import { nextAttemptAfter, type Plan, planCertificate } from './plan/plan.js';
+import { nextAttemptAfter, type Plan, type PlanOptions, planCertificate } from './plan/plan.js';
 import { CertStore } from './store/store.js';
 
 export type CertEventType =
@@ -86,6 +87,31 @@ export function dryRunDirectory(config: Config): string {
   return config.acme.directoryUrl === LE_PROD ? LE_STAGING : config.acme.directoryUrl;
 }
 
+/**
+ * planCertificate, plus: when the failure backoff holds (scheduled runs and non-forced API triggers), it holds for
+ * every reason — also a certificate never issued, a placeholder or changed domains — so a broken certificate is
+ * retried after 1 min, 2, 4 … 6 h and not at every tick. `force` always goes ahead.
+ */
+export function planWithBackoff(
+  cert: CertificateConfig,
+  state: Parameters<typeof planCertificate>[1],
+  live: Parameters<typeof planCertificate>[2],
+  opts: PlanOptions,
+): Plan {
+  const plan = planCertificate(cert, state, live, opts);
+  if (!plan.due || opts.force || !opts.respectBackoff || !state?.nextAttemptAfter) return plan;
+  const after = new Date(state.nextAttemptAfter);
+  if (Number.isNaN(after.getTime()) || after <= opts.now) return plan;
+  return {
+    name: cert.name,
+    due: false,
+    reason: 'backoff',
+    detail: `last attempt failed; next try after ${state.nextAttemptAfter} (${plan.detail})`,
+    renewAt: after,
+    notAfter: live?.notAfter,
+  };
+}
+
 /** Runs `fn` over `items` with at most `limit` at once, keeping input order in the output. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
@@ -142,7 +168,7 @@ export async function renew(config: Config, opts: RenewOptions = {}): Promise<Re
       config,
       store,
       opts,
-      logger: logger.child({ cert: cert.name, jobId }),
+      logger: logger.child({ cert: cert.name, jobId, domain: cert.domains[0] }),
       now,
       emit,
       getAccount,
@@ -205,7 +231,7 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
         live = await store.current(name, state);
       }
     }
-    const plan = planCertificate(cert, state, live, {
+    const plan = planWithBackoff(cert, state, live, {
       now: c.now(),
       force: opts.force,
       renewBeforeFraction: config.renewal.renewBeforeFraction,
@@ -241,8 +267,18 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
       });
     const account = await c.getAccount();
     const solver = await createSolver(cert.challenge, { logger, selfCheck: config.selfCheck });
+    // ARI (RFC 9773 §5): name the certificate this order replaces, when the CA told us a window for it.
+    let replaces: string | undefined;
+    if (live && !state?.placeholder && state?.ari && !opts.dryRun) {
+      try {
+        replaces = ariCertId(live.certPem, { cert: name });
+      } catch {
+        replaces = undefined;
+      }
+    }
     const ordered = await orderCertificate(account, {
       certName: name,
+      replaces,
       domains: cert.domains,
       keyType: cert.keyType,
       solver,

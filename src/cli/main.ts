@@ -7,6 +7,7 @@ import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type CertResult, renew } from '../renew.js';
 import { makeLogger } from './logger.js';
+import { runCommand } from './run.js';
 import { collectStatus, formatStatusTable } from './status.js';
 
 const VERSION = '0.1.0';
@@ -169,6 +170,7 @@ export function buildProgram(): Command {
       process.stdout.write(`revoked ${name} serial ${serial}; run certkeeper renew ${name} to replace it\n`);
     });
 
+  program.addCommand(runCommand());
   return program;
 }
 

@@ -1,0 +1,153 @@
+import type { StatusRow } from '../cli/status.js';
+import type { CertificateConfig, Config, KeyType } from '../config/schema.js';
+import type { Plan } from '../plan/plan.js';
+import { mapLimit, planWithBackoff } from '../renew.js';
+import type { CertState } from '../store/state.js';
+import type { CertStore } from '../store/store.js';
+
+/** What the plan needs of the live certificate, without its PEMs. */
+export interface LiveSummary {
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  domains: string[];
+  keyType: KeyType;
+}
+
+export interface CachedCert {
+  name: string;
+  config?: CertificateConfig;
+  state?: CertState;
+  live?: LiveSummary;
+}
+
+const DAY = 86_400_000;
+
+/**
+ * The daemon's view of the store, kept in memory: loaded once, refreshed for the certificates a job touched and
+ * fully re-read at each scheduled tick. Reads the small state file; the PEMs only when the state does not know
+ * the live certificate (adopted certbot folders), so a due-check over 10,000 certificates is pure computation.
+ */
+export class StateCache {
+  private readonly entries = new Map<string, CachedCert>();
+  private readonly configured: Map<string, CertificateConfig>;
+
+  constructor(
+    private readonly store: CertStore,
+    private readonly config: Config,
+  ) {
+    this.configured = new Map(config.certificates.map((c) => [c.name, c]));
+  }
+
+  async loadAll(): Promise<void> {
+    const names = [...new Set([...this.configured.keys(), ...(await this.store.listNames())])];
+    const fresh = await mapLimit(names, 32, (n) => this.read(n));
+    this.entries.clear();
+    for (const e of fresh) this.entries.set(e.name, e);
+  }
+
+  async refresh(names: string[]): Promise<void> {
+    for (const e of await mapLimit(names, 32, (n) => this.read(n))) this.entries.set(e.name, e);
+  }
+
+  get(name: string): CachedCert | undefined {
+    return this.entries.get(name);
+  }
+
+  all(): CachedCert[] {
+    return [...this.entries.values()];
+  }
+
+  get dangerDays(): number {
+    return this.config.renewal.dangerDays;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private async read(name: string): Promise<CachedCert> {
+    const config = this.configured.get(name);
+    const state = await this.store.readState(name).catch(() => undefined);
+    let live: LiveSummary | undefined;
+    if (state?.serial && state.notBefore && state.notAfter && state.domains && state.keyType) {
+      live = {
+        serial: state.serial,
+        notBefore: new Date(state.notBefore),
+        notAfter: new Date(state.notAfter),
+        domains: state.domains,
+        keyType: state.keyType,
+      };
+    } else {
+      const cur = await this.store.current(name, state).catch(() => undefined);
+      if (cur) {
+        live = {
+          serial: cur.serial,
+          notBefore: cur.notBefore,
+          notAfter: cur.notAfter,
+          domains: cur.domains,
+          keyType: cur.keyType,
+        };
+      }
+    }
+    return { name, config, state, live };
+  }
+
+  /** The scheduled plan of one certificate (backoff respected), or undefined when it is not configured. */
+  plan(e: CachedCert, now: Date): Plan | undefined {
+    if (!e.config) return undefined;
+    return planWithBackoff(e.config, e.state, e.live, {
+      now,
+      renewBeforeFraction: this.config.renewal.renewBeforeFraction,
+      respectBackoff: true,
+    });
+  }
+
+  /** One pass over every configured certificate: which are due now, and the earliest future moment one becomes due. */
+  dueCheck(now: Date): { due: string[]; next?: Date } {
+    const due: string[] = [];
+    let next: number | undefined;
+    for (const e of this.entries.values()) {
+      const p = this.plan(e, now);
+      if (!p) continue;
+      if (p.due) due.push(e.name);
+      else if (p.renewAt && (next === undefined || p.renewAt.getTime() < next)) next = p.renewAt.getTime();
+    }
+    return { due, next: next === undefined ? undefined : new Date(next) };
+  }
+
+  /** Same shape as `certkeeper status --json`. */
+  row(e: CachedCert, now: Date): StatusRow {
+    const { state, live, config } = e;
+    const daysLeft = live ? Math.floor((live.notAfter.getTime() - now.getTime()) / DAY) : undefined;
+    const validity: StatusRow['validity'] = !live
+      ? 'missing'
+      : state?.placeholder
+        ? 'placeholder'
+        : live.notAfter <= now
+          ? 'expired'
+          : state?.revokedSerial === live.serial
+            ? 'revoked'
+            : 'valid';
+    const plan = this.plan(e, now);
+    return {
+      name: e.name,
+      configured: !!config,
+      domains: config?.domains ?? live?.domains ?? [],
+      serial: live && !state?.placeholder ? live.serial : undefined,
+      notAfter: live?.notAfter.toISOString(),
+      daysLeft,
+      validity,
+      nextRenewal: plan ? (plan.due ? now.toISOString() : plan.renewAt?.toISOString()) : undefined,
+      plan: plan && { due: plan.due, reason: plan.reason, detail: plan.detail },
+      lastAttempt: state?.lastAttempt,
+      lastDeploy: state?.lastDeploy,
+      failures: state?.failures,
+      nextAttemptAfter: state?.nextAttemptAfter,
+    };
+  }
+
+  rows(now: Date): StatusRow[] {
+    return [...this.entries.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((e) => this.row(e, now));
+  }
+}

@@ -1,0 +1,15 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app.js';
+
+/** GET /v1/certificates: what `certkeeper status --json` shows, from the daemon's in-memory state, plus lastError. */
+export async function certificatesRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  app.get('/v1/certificates', async () => ({
+    certificates: deps.cache.rows(deps.now()).map((r) => ({
+      ...r,
+      lastError:
+        r.lastAttempt?.result === 'failure'
+          ? { at: r.lastAttempt.at, message: r.lastAttempt.message, code: r.lastAttempt.code }
+          : undefined,
+    })),
+  }));
+}

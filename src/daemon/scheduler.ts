@@ -1,0 +1,126 @@
+import cron from 'node-cron';
+import { CertkeeperError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** Twice a day at a random minute, 12 hours apart (so not every certkeeper on earth hits the CA at :00). */
+export function defaultCron(random: () => number = Math.random): string {
+  const minute = Math.floor(random() * 60);
+  const hour = Math.floor(random() * 12);
+  return `${minute} ${hour},${hour + 12} * * *`;
+}
+
+/** A timer longer than this is re-armed in steps (setTimeout overflows after 24.8 days; clocks drift). */
+const MAX_WAKE_MS = 6 * 3600_000;
+
+export interface SchedulerOptions {
+  cron?: string;
+  timezone: string;
+  jitterSeconds: number;
+  logger: Logger;
+  random?: () => number;
+  timers?: Timers;
+  now?: () => Date;
+  onTick: (source: 'schedule' | 'wake') => void;
+}
+
+/**
+ * The cron tick (with random jitter before each run) plus one "wake" timer for the earliest moment something
+ * becomes due between ticks: a backoff expiring after a failure, an ARI moment, a renewal date.
+ */
+export class Scheduler {
+  readonly expression: string;
+  private task?: { stop(): unknown; destroy(): unknown };
+  private wake?: unknown;
+  private jitter = new Set<unknown>();
+  private stopped = false;
+  private readonly timers: Timers;
+  private readonly random: () => number;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    this.random = opts.random ?? Math.random;
+    this.timers = opts.timers ?? realTimers;
+    this.expression = opts.cron ?? defaultCron(this.random);
+    if (!cron.validate(this.expression)) {
+      throw new CertkeeperError('config', `schedule.cron: "${this.expression}" is not a cron expression`, {
+        field: 'schedule.cron',
+        hint: 'use five fields "minute hour day month weekday", e.g. "17 3,15 * * *" (03:17 and 15:17)',
+      });
+    }
+    try {
+      Intl.DateTimeFormat('en', { timeZone: opts.timezone });
+    } catch {
+      throw new CertkeeperError('config', `schedule.timezone: "${opts.timezone}" is not a time zone`, {
+        field: 'schedule.timezone',
+        hint: 'use an IANA name such as UTC or Europe/Berlin',
+      });
+    }
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.task = cron.schedule(this.expression, () => this.fire(), {
+      timezone: this.opts.timezone,
+      noOverlap: true,
+    });
+    this.opts.logger.info(
+      {
+        event: 'schedule.started',
+        cron: this.expression,
+        timezone: this.opts.timezone,
+        jitterSeconds: this.opts.jitterSeconds,
+      },
+      `checking certificates on "${this.expression}" (${this.opts.timezone})`,
+    );
+  }
+
+  /** A cron tick: waits a random 0…jitterSeconds, then ticks. */
+  fire(): void {
+    if (this.stopped) return;
+    const ms = Math.floor(this.random() * this.opts.jitterSeconds * 1000);
+    const h = this.timers.setTimeout(() => {
+      this.jitter.delete(h);
+      if (!this.stopped) this.opts.onTick('schedule');
+    }, ms);
+    this.jitter.add(h);
+  }
+
+  /** Arms the wake timer for `at` (replacing the previous one); undefined disarms it. */
+  wakeAt(at: Date | undefined): void {
+    if (this.wake !== undefined) this.timers.clearTimeout(this.wake);
+    this.wake = undefined;
+    if (!at || this.stopped) return;
+    const now = (this.opts.now ?? (() => new Date()))().getTime();
+    const delay = Math.max(1000, at.getTime() - now);
+    const capped = Math.min(delay, MAX_WAKE_MS);
+    this.wake = this.timers.setTimeout(() => {
+      this.wake = undefined;
+      if (this.stopped) return;
+      if (capped < delay) this.wakeAt(at);
+      else this.opts.onTick('wake');
+    }, capped);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    void this.task?.stop();
+    void this.task?.destroy();
+    this.task = undefined;
+    this.wakeAt(undefined);
+    for (const h of this.jitter) this.timers.clearTimeout(h);
+    this.jitter.clear();
+  }
+}

@@ -1,0 +1,148 @@
+import type { Logger } from '../log.js';
+import type { NotifyConfig } from './schema.js';
+import * as slack from './slack.js';
+import type { Alert, Notifier } from './types.js';
+import * as webhook from './webhook.js';
+
+export type { Alert, AlertEvent, Notifier } from './types.js';
+
+export function createNotifier(config: NotifyConfig, timeoutMs?: number): Notifier {
+  switch (config.type) {
+    case 'webhook':
+      return webhook.create(config, timeoutMs);
+    case 'slack':
+      return slack.create(config, timeoutMs);
+  }
+}
+
+export interface DispatcherOptions {
+  logger: Logger;
+  now?: () => Date;
+  /** Waits between delivery attempts; injectable so tests do not sleep. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Delays before attempts 2, 3, … (default 1 s, 5 s, 30 s: four attempts in about half a minute). */
+  retryDelaysMs?: number[];
+  timeoutMs?: number;
+}
+
+const DAY = 86_400_000;
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Sends alerts to every target that subscribed to the alert's event, in the background, each with bounded retries.
+ * A target that cannot be reached is logged (host only) and given up on after the last retry; nothing here throws.
+ * Also remembers when the 'expiring' alert was last sent per certificate, so it repeats daily until fixed.
+ */
+export class AlertDispatcher {
+  private readonly notifiers: Notifier[];
+  private readonly pending = new Set<Promise<void>>();
+  private readonly lastExpiring = new Map<string, number>();
+  private readonly abort = new AbortController();
+  private readonly now: () => Date;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly delays: number[];
+  /** Delivered alerts (target name, event, certificate) — for logs and tests. */
+  delivered = 0;
+  failed = 0;
+
+  constructor(
+    targets: NotifyConfig[] | Notifier[],
+    private readonly opts: DispatcherOptions,
+  ) {
+    this.notifiers = targets.map((t) =>
+      'send' in t ? t : createNotifier(t as NotifyConfig, opts.timeoutMs),
+    );
+    this.now = opts.now ?? (() => new Date());
+    this.sleep = opts.sleep ?? abortableSleep;
+    this.delays = opts.retryDelaysMs ?? [1000, 5000, 30_000];
+  }
+
+  get size(): number {
+    return this.notifiers.length;
+  }
+
+  /** Queues one alert for every interested target; returns at once. */
+  notify(alert: Alert): void {
+    for (const n of this.notifiers) {
+      if (!n.events.includes(alert.event)) continue;
+      const p = this.deliver(n, alert).finally(() => this.pending.delete(p));
+      this.pending.add(p);
+    }
+  }
+
+  /**
+   * 'Expiring in under N days and the last attempt failed': alerts once, then again when a day has passed,
+   * until the certificate is fixed (then forgets it, so a later problem alerts at once).
+   */
+  expiring(candidates: { alert: Alert; failing: boolean }[]): void {
+    const nowMs = this.now().getTime();
+    const seen = new Set<string>();
+    for (const { alert, failing } of candidates) {
+      if (!failing) continue;
+      seen.add(alert.certificate);
+      const last = this.lastExpiring.get(alert.certificate);
+      if (last !== undefined && nowMs - last < DAY) continue;
+      this.lastExpiring.set(alert.certificate, nowMs);
+      this.notify(alert);
+    }
+    for (const name of this.lastExpiring.keys()) if (!seen.has(name)) this.lastExpiring.delete(name);
+  }
+
+  private async deliver(n: Notifier, alert: Alert): Promise<void> {
+    const log = this.opts.logger.child({ notifier: n.name, cert: alert.certificate, alert: alert.event });
+    for (let attempt = 0; attempt <= this.delays.length; attempt++) {
+      if (this.abort.signal.aborted) break;
+      const t0 = Date.now();
+      try {
+        await n.send(alert, this.abort.signal);
+        this.delivered++;
+        log.info(
+          { event: 'notify.sent', attempt: attempt + 1, durationMs: Date.now() - t0 },
+          `alert sent to ${n.name}`,
+        );
+        return;
+      } catch (err) {
+        const last = attempt === this.delays.length;
+        log[last ? 'error' : 'warn'](
+          {
+            event: last ? 'notify.failed' : 'notify.retry',
+            attempt: attempt + 1,
+            error: (err as Error).message,
+          },
+          last
+            ? `could not deliver the ${alert.event} alert to ${n.name}; giving up (check the notify URL and that it accepts POSTs)`
+            : `alert to ${n.name} failed, retrying`,
+        );
+        if (last) break;
+        await this.sleep(this.delays[attempt]!, this.abort.signal);
+      }
+    }
+    this.failed++;
+  }
+
+  /** Resolves when every queued delivery has finished (sent or given up). */
+  async flush(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  /** Waits up to `graceMs` for deliveries in flight, then abandons the rest. */
+  async close(graceMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    this.abort.abort();
+    await this.flush();
+  }
+}
