@@ -37,6 +37,10 @@ export interface FakeCall {
   query: Record<string, string>;
   zoneId?: string;
   status: number;
+  /** Access key id from the SigV4 Authorization header (which credentials signed the call). */
+  accessKeyId?: string;
+  /** Whether the call carried a session token (temporary credentials). */
+  sessionToken?: boolean;
   /** ChangeResourceRecordSets: the batch comment. */
   comment?: string;
   /** ChangeResourceRecordSets: the changes of the batch. */
@@ -438,6 +442,8 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
         path: url.pathname,
         query,
         status: 200,
+        accessKeyId: /Credential=([^/]+)\//.exec(String(req.headers.authorization ?? ''))?.[1],
+        sessionToken: req.headers['x-amz-security-token'] !== undefined,
       };
       calls.push(call);
       const requestId = randomBytes(16).toString('hex');
