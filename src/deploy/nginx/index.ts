@@ -100,7 +100,7 @@ export function create(config: NginxDeployConfig, deps: NginxDeployerDeps): Depl
             cert: cert.name,
             field,
             code: 'CK_ERR_NGINX_TEST',
-            hint: `fix the nginx configuration named in that line (the new certificate is stored in live/${cert.name}/ and is picked up by the next successful reload); then run certkeeper deploy or reload nginx`,
+            hint: `fix the nginx configuration named in that line, then reload nginx (docker kill -s HUP <container>, or nginx -s reload): the new certificate is already in live/${cert.name}/ and is served from that reload on`,
           },
         );
       }
