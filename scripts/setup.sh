@@ -9,7 +9,7 @@ declare -A want=(
   [/usr/bin/pebble]=pebble
   [/usr/bin/pebble-challtestsrv]=pebble
   [/usr/sbin/nginx]=nginx-light
-  [/usr/bin/dockerd]=docker.io
+  [/usr/sbin/dockerd]=docker.io
   [/usr/bin/docker-compose]=docker-compose
 )
 missing=()
