@@ -6,6 +6,8 @@ import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from 
 import type { WebrootChallengeConfig } from './schema.js';
 
 const WELL_KNOWN = join('.well-known', 'acme-challenge');
+/** Connection refused is retried this many times (0.5 s, 1 s, 1.5 s, 2 s apart: about 5 s). */
+const CONNECT_ATTEMPTS = 5;
 
 /**
  * HTTP-01 through a folder the web server already serves (certbot's --webroot): writes the key authorization
@@ -50,6 +52,22 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
     },
   };
 
+  /**
+   * Nothing listening yet is retried briefly (nginx may still be starting on the placeholder at first boot);
+   * any HTTP answer is final.
+   */
+  async function probeWithRetry(url: string): Promise<Awaited<ReturnType<typeof probeUrl>>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await probeUrl(url, { lookup, timeoutMs });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (attempt >= CONNECT_ATTEMPTS || (code !== 'ECONNREFUSED' && code !== 'ECONNRESET')) throw err;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
   async function checkOne(ch: ChallengeInput, ctx: SolverContext): Promise<void> {
     const url = `http://${ch.domain}${port === 80 ? '' : `:${port}`}/${WELL_KNOWN.replace(/\\/g, '/')}/${ch.token}`;
     const fail = (what: string, hint: string, cause?: unknown) =>
@@ -63,7 +81,7 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
     const servedHint = `make nginx serve ${config.webroot} at http://${ch.domain}/.well-known/acme-challenge/ (location ^~ /.well-known/acme-challenge/ { root ${config.webroot}; }) — if the site moved to S3/a CDN, route that path back to this server or switch the certificate to dns-01; to skip this check set selfCheck: false`;
     let res: Awaited<ReturnType<typeof probeUrl>>;
     try {
-      res = await probeUrl(url, { lookup, timeoutMs });
+      res = await probeWithRetry(url);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
