@@ -123,6 +123,7 @@ describe('DNS-01 through Route53 against Pebble', () => {
     expect(certInfo(cert!).subjectAltNames.sort()).toEqual(['*.dns01.test', 'dns01.test']);
 
     const calls = fake.calls.slice(since);
+    expect(calls.every((c) => c.status === 200)).toBe(true);
     const batches = calls.filter((c) => c.action === 'ChangeResourceRecordSets');
     // One batch to present both values at the shared name, one to remove exactly them.
     expect(batches).toHaveLength(2);
@@ -132,7 +133,6 @@ describe('DNS-01 through Route53 against Pebble', () => {
     expect(batches[0]!.changes![0]!.values[0]).toBe('"placed-by-someone-else"');
     // INSYNC wait: PENDING once, then INSYNC.
     expect(calls.filter((c) => c.action === 'GetChange')).toHaveLength(2);
-    expect(calls.every((c) => c.status === 200)).toBe(true);
 
     // Cleanup left the other value, in Route53 and, once synced, in DNS.
     expect(fake.txt(ZONE, '_acme-challenge.dns01.test')).toEqual(['"placed-by-someone-else"']);
@@ -195,6 +195,39 @@ describe('DNS-01 through Route53 against Pebble', () => {
     });
     expect(report.results[0]?.error?.message).toContain('zones seen: dns01.test');
     expect(fake.count('ChangeResourceRecordSets', since)).toBe(0);
+  });
+});
+
+describe('DNS-01 through Route53: denied', () => {
+  it('fails naming the IAM action and zone when ChangeResourceRecordSets is denied', async () => {
+    fake.deny('ChangeResourceRecordSets', ZONE);
+    try {
+      const cfg = config(
+        [
+          {
+            name: 'denied',
+            domains: ['denied.dns01.test'],
+            challenge: { type: 'dns-01', provider: 'route53', propagationTimeoutSeconds: 10 },
+          },
+        ],
+        join(work, 'le-denied'),
+      );
+      const report = await renew(cfg);
+      expect(report.results[0]?.status).toBe('failed');
+      expect(report.results[0]?.error).toMatchObject({
+        kind: 'aws',
+        code: 'CK_ERR_AWS_ACCESS_DENIED',
+        cert: 'denied',
+        domain: 'denied.dns01.test',
+        permanent: true,
+      });
+      expect(report.results[0]?.error?.message).toContain(
+        `route53:ChangeResourceRecordSets on hostedzone/${ZONE}`,
+      );
+      expect(JSON.stringify(report)).not.toContain(AWS_ENV.AWS_SECRET_ACCESS_KEY);
+    } finally {
+      fake.allowAll();
+    }
   });
 });
 

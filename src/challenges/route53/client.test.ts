@@ -97,6 +97,19 @@ describe('buildRoute53Client', () => {
     }
   });
 
+  it('retries Throttling and PriorRequestNotComplete on its own (SDK adaptive retry)', async () => {
+    const client = buildRoute53Client();
+    try {
+      const since = fake.calls.length;
+      fake.throttleNext(1, 'PriorRequestNotComplete');
+      const res = await client.send(new ListHostedZonesByNameCommand({ DNSName: 'role.test' }));
+      expect(res.HostedZones?.[0]?.Id).toBe('/hostedzone/ZROLE');
+      expect(fake.calls.slice(since).map((c) => c.status)).toEqual([400, 200]);
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('assumes roleArn through STS and signs Route53 calls with the temporary credentials', async () => {
     const client = buildRoute53Client({ roleArn: ROLE_OK, sessionName: 'certkeeper' });
     try {
