@@ -96,6 +96,30 @@ describe('exec DNS provider', () => {
     expect(err.permanent).toBe(true);
   });
 
+  it('runs the calls for one record name one after another, every cleanup even after a failure', async () => {
+    const log = join(dir, 'seq.log');
+    const s = solver('ok', log);
+    const wild = { ...ch, dnsValue: 'wild' };
+    const apex = { ...ch, wildcard: false, dnsValue: 'apex' };
+    const other = {
+      ...ch,
+      domain: 'o.dns01.test',
+      dnsRecordName: '_acme-challenge.o.dns01.test',
+      dnsValue: 'other',
+    };
+    await s.presentAll!([apex, wild, other], ctx);
+    const lines = (await readFile(log, 'utf8')).trim().split('\n');
+    expect(
+      lines.filter((l) => l.includes('_acme-challenge.e.dns01.test')).map((l) => l.split('|').at(-1)),
+    ).toEqual(['apex', 'wild']);
+    expect(lines).toHaveLength(3);
+
+    const failing = solver('fail', join(dir, 'seq-fail.log'));
+    const err = await failing.cleanupAll!([apex, wild], ctx).catch((e) => e);
+    expect(err.code).toBe('CK_ERR_EXEC_HOOK');
+    expect((await readFile(join(dir, 'seq-fail.log'), 'utf8')).trim().split('\n')).toHaveLength(2);
+  });
+
   it('skips the propagation check unless asked', async () => {
     const s = solver('ok', join(dir, 'noop.log'));
     await expect(s.check!([ch], ctx)).resolves.toBeUndefined();

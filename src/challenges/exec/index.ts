@@ -225,10 +225,41 @@ export function create(config: ExecChallengeConfig, deps: ExecDeps): ChallengeSo
     }
   }
 
+  /**
+   * Calls for one record name run one after another (apex and wildcard share `_acme-challenge.<domain>`,
+   * and a user's program may read-modify-write it); different names run in parallel. Every call is made
+   * even when another fails; the first failure is thrown.
+   */
+  async function runAll(
+    action: 'present' | 'cleanup',
+    chs: ChallengeInput[],
+    ctx: SolverContext,
+  ): Promise<void> {
+    const byName = new Map<string, ChallengeInput[]>();
+    for (const ch of chs) byName.set(ch.dnsRecordName, [...(byName.get(ch.dnsRecordName) ?? []), ch]);
+    const errors: unknown[] = [];
+    await Promise.all(
+      [...byName.values()].map(async (group) => {
+        for (const ch of group) {
+          try {
+            await run(action, ch, ctx);
+          } catch (err) {
+            errors.push(err);
+            // A failed present leaves the rest of this name pointless; cleanup tries every value.
+            if (action === 'present') return;
+          }
+        }
+      }),
+    );
+    if (errors.length) throw errors[0];
+  }
+
   return {
     type: 'dns-01',
     present: (ch, ctx) => run('present', ch, ctx),
     cleanup: (ch, ctx) => run('cleanup', ch, ctx),
+    presentAll: (chs, ctx) => runAll('present', chs, ctx),
+    cleanupAll: (chs, ctx) => runAll('cleanup', chs, ctx),
     check,
   };
 }
