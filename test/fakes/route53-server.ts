@@ -354,7 +354,7 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
     return xmlDoc('ChangeResourceRecordSetsResponse', changeInfoXml(rec));
   }
 
-  function getChange(id: string): string {
+  async function getChange(id: string): Promise<string> {
     const c = changes.get(id.replace(/^\/?change\//, ''));
     if (!c)
       throw new ApiError(404, 'NoSuchChange', `A change with the specified change ID does not exist: ${id}`);
@@ -362,6 +362,8 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
     // The response that settles the change still says PENDING; the next call sees INSYNC.
     const body = xmlDoc('GetChangeResponse', changeInfoXml(c));
     if (c.getCalls >= insyncAfter) settle(c);
+    // INSYNC means the authoritative servers answer with the change: never say so before DNS has it.
+    if (body.includes('<Status>INSYNC</Status>')) await publishChain;
     return body;
   }
 
@@ -371,7 +373,7 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
     q: Record<string, string>,
     body: string,
     call: FakeCall,
-  ): string {
+  ): string | Promise<string> {
     const p = path.replace(/\/+$/, '');
     if (method === 'GET' && p === '/2013-04-01/hostedzonesbyname') {
       call.action = 'ListHostedZonesByName';
@@ -433,7 +435,7 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', async () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const query = Object.fromEntries(url.searchParams);
       const call: FakeCall = {
@@ -453,7 +455,13 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
         if (!/^AWS4-HMAC-SHA256 Credential=/.test(String(req.headers.authorization ?? ''))) {
           throw new ApiError(403, 'MissingAuthenticationToken', 'Missing Authentication Token');
         }
-        out = route(req.method ?? 'GET', url.pathname, query, Buffer.concat(chunks).toString('utf8'), call);
+        out = await route(
+          req.method ?? 'GET',
+          url.pathname,
+          query,
+          Buffer.concat(chunks).toString('utf8'),
+          call,
+        );
       } catch (err) {
         const e = err instanceof ApiError ? err : new ApiError(500, 'InternalFailure', String(err));
         status = e.status;
