@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type CertResult, renew } from '../renew.js';
+import { acmCommand } from './acm.js';
 import { makeLogger } from './logger.js';
 import { runCommand } from './run.js';
 import { collectStatus, formatStatusTable } from './status.js';
@@ -171,6 +172,7 @@ export function buildProgram(): Command {
     });
 
   program.addCommand(runCommand());
+  program.addCommand(acmCommand());
   return program;
 }
 
