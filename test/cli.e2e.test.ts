@@ -80,6 +80,8 @@ describe('certkeeper CLI', () => {
       ['status', '--help'],
       ['check-config', '--help'],
       ['revoke', '--help'],
+      ['run', '--help'],
+      ['acm', 'audit', '--help'],
     ]) {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(0);
