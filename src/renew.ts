@@ -6,11 +6,12 @@ import { configureAcmeHttp } from './acme/http.js';
 import { orderCertificate } from './acme/order.js';
 import { createSolver } from './challenges/index.js';
 import type { CertificateConfig, Config } from './config/schema.js';
+import { planWithBackoff } from './daemon/backoff.js';
 import { createDeployer } from './deploy/index.js';
 import type { DeployResult, IssuedCertificate } from './deploy/types.js';
 import { asCertkeeperError, CertkeeperError } from './errors.js';
 import { type Logger, silentLogger } from './log.js';
-import { nextAttemptAfter, type Plan, type PlanOptions, planCertificate } from './plan/plan.js';
+import { nextAttemptAfter, type Plan } from './plan/plan.js';
 import { CertStore } from './store/store.js';
 
 export type CertEventType =
@@ -85,31 +86,6 @@ const LE_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 export function dryRunDirectory(config: Config): string {
   if (config.acme.stagingDirectoryUrl) return config.acme.stagingDirectoryUrl;
   return config.acme.directoryUrl === LE_PROD ? LE_STAGING : config.acme.directoryUrl;
-}
-
-/**
- * planCertificate, plus: when the failure backoff holds (scheduled runs and non-forced API triggers), it holds for
- * every reason — also a certificate never issued, a placeholder or changed domains — so a broken certificate is
- * retried after 1 min, 2, 4 … 6 h and not at every tick. `force` always goes ahead.
- */
-export function planWithBackoff(
-  cert: CertificateConfig,
-  state: Parameters<typeof planCertificate>[1],
-  live: Parameters<typeof planCertificate>[2],
-  opts: PlanOptions,
-): Plan {
-  const plan = planCertificate(cert, state, live, opts);
-  if (!plan.due || opts.force || !opts.respectBackoff || !state?.nextAttemptAfter) return plan;
-  const after = new Date(state.nextAttemptAfter);
-  if (Number.isNaN(after.getTime()) || after <= opts.now) return plan;
-  return {
-    name: cert.name,
-    due: false,
-    reason: 'backoff',
-    detail: `last attempt failed; next try after ${state.nextAttemptAfter} (${plan.detail})`,
-    renewAt: after,
-    notAfter: live?.notAfter,
-  };
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, keeping input order in the output. */

@@ -203,8 +203,9 @@ describe('certkeeper run against Pebble', () => {
       const first = (await store.current('ari'))!;
       expect(first.version).toBe(1);
       const certId = ariCertId(first.certPem);
-      // a window already open: the CA wants this certificate replaced now
-      ari.setWindow(certId, { start: new Date(Date.now() - 3600_000), end: new Date(Date.now() + 3600_000) });
+      // a window already over: the CA wants this certificate replaced now (a moment inside an open window
+      // would be random, maybe later)
+      ari.setWindow(certId, { start: new Date(Date.now() - 7200_000), end: new Date(Date.now() - 60_000) });
       await daemon.tick();
       await daemon.queue.idle();
       expect(ari.requests).toContain(certId);

@@ -11,7 +11,6 @@ import { request as httpsRequest } from 'node:https';
 import tls from 'node:tls';
 import { CertkeeperError } from '../errors.js';
 import type { AriWindow } from '../store/state.js';
-import { parseRetryAfter } from './http.js';
 
 const MAX_BODY = 64 * 1024;
 const MIN_RETRY_MS = 60_000;
@@ -155,6 +154,15 @@ export async function fetchRenewalInfo(
     explanationUrl: typeof body.explanationURL === 'string' ? body.explanationURL : undefined,
     retryAfterMs,
   };
+}
+
+/** Retry-After as seconds or an HTTP date → ms from now (kept here so ARI does not load the ACME client). */
+function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const secs = Number(value);
+  if (Number.isFinite(secs)) return Math.max(0, secs * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 function headerOf(v: string | string[] | undefined): string | undefined {

@@ -1,9 +1,10 @@
 import type { StatusRow } from '../cli/status.js';
 import type { CertificateConfig, Config, KeyType } from '../config/schema.js';
 import type { Plan } from '../plan/plan.js';
-import { mapLimit, planWithBackoff } from '../renew.js';
 import type { CertState } from '../store/state.js';
 import type { CertStore } from '../store/store.js';
+import { planWithBackoff } from './backoff.js';
+import { mapLimit } from './util.js';
 
 /** What the plan needs of the live certificate, without its PEMs. */
 export interface LiveSummary {
@@ -24,8 +25,8 @@ export interface CachedCert {
 const DAY = 86_400_000;
 
 /**
- * The daemon's view of the store, kept in memory: loaded once, refreshed for the certificates a job touched and
- * fully re-read at each scheduled tick. Reads the small state file; the PEMs only when the state does not know
+ * The daemon's view of the store, kept in memory: loaded at start, refreshed for the certificates a job or an ARI
+ * check touched, and fully re-read at each cron tick (to see what the CLI changed meanwhile). Reads the small state file; the PEMs only when the state does not know
  * the live certificate (adopted certbot folders), so a due-check over 10,000 certificates is pure computation.
  */
 export class StateCache {

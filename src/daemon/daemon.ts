@@ -7,7 +7,6 @@ import type { Config } from '../config/schema.js';
 import { asCertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Alert, AlertDispatcher } from '../notify/index.js';
-import { mapLimit, renew } from '../renew.js';
 import { CertStore } from '../store/store.js';
 import { buildApp } from './app.js';
 import { assertListenAllowed, parseListen } from './auth.js';
@@ -15,6 +14,7 @@ import { StateCache } from './cache.js';
 import { DaemonMetrics } from './metrics.js';
 import { type Job, JobQueue, type JobSource } from './queue.js';
 import { Scheduler, type Timers } from './scheduler.js';
+import { mapLimit } from './util.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -168,7 +168,9 @@ export class Daemon {
 
   private async doTick(source: JobSource): Promise<void> {
     const t0 = Date.now();
-    await this.cache.loadAll();
+    // Cron ticks (twice a day) re-read the whole store, picking up what other processes (the CLI) changed;
+    // wake ticks and API triggers use the in-memory state, which the daemon refreshes after its own writes.
+    if (source === 'schedule') await this.cache.loadAll();
     if (this.opts.ari !== false) await this.refreshAri();
     const now = this.now();
     const { due, next } = this.cache.dueCheck(now);
@@ -288,7 +290,10 @@ export class Daemon {
     await this.cache.refresh(todo.map((e) => e.name));
   }
 
-  private runJob(job: Job, signal: AbortSignal) {
+  private async runJob(job: Job, signal: AbortSignal) {
+    // Loaded at the first job: an idle daemon does not carry the ACME client.
+    const [{ renew }, { acmeEvents }] = await Promise.all([import('../renew.js'), import('../acme/http.js')]);
+    this.metrics.attachAcme(acmeEvents);
     return renew(this.config, {
       names: job.names,
       force: job.force,

@@ -1,5 +1,6 @@
+import type { EventEmitter } from 'node:events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { type AcmeRequestEvent, acmeEvents } from '../acme/http.js';
+import type { AcmeRequestEvent } from '../acme/http.js';
 import type { CertEvent } from '../renew.js';
 import type { StateCache } from './cache.js';
 
@@ -14,6 +15,7 @@ export class DaemonMetrics {
   readonly acmeRequests: Counter<'endpoint' | 'status'>;
   private readonly acmeDuration: Histogram<'endpoint'>;
   private readonly onAcme: (e: AcmeRequestEvent) => void;
+  private acmeSource?: EventEmitter;
 
   constructor(cache: StateCache, now: () => Date, opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -89,7 +91,13 @@ export class DaemonMetrics {
       this.acmeRequests.inc({ endpoint: e.endpoint, status: String(e.status) });
       this.acmeDuration.observe({ endpoint: e.endpoint }, e.durationMs / 1000);
     };
-    acmeEvents.on('request', this.onAcme);
+  }
+
+  /** Counts the ACME client's requests (attached when the pipeline is first loaded). */
+  attachAcme(events: EventEmitter): void {
+    if (this.acmeSource) return;
+    this.acmeSource = events;
+    events.on('request', this.onAcme);
   }
 
   /** Pipeline events → counters. */
@@ -104,7 +112,7 @@ export class DaemonMetrics {
   }
 
   close(): void {
-    acmeEvents.off('request', this.onAcme);
+    this.acmeSource?.off('request', this.onAcme);
   }
 }
 

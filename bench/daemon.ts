@@ -1,0 +1,231 @@
+/**
+ * Daemon benchmark:
+ *   idleRssMb   — resident memory of a daemon process (API listening, schedule armed) with 1,000 certificates in
+ *                 the store, after its start-up check. Measured in a child process running plain JavaScript (this
+ *                 file bundled by esbuild, as `npm run build` output would run), not under the tsx loader, whose
+ *                 worker thread alone adds ~35 MB.
+ *   dueCheckMs  — one due-check pass over 10,000 stored certificates as the daemon runs it: planning each from the
+ *                 state kept in memory (wake ticks, API triggers, /readyz, /metrics), median of 5.
+ *   reloadMs    — the pass with a full re-read of every state file first (what the twice-daily cron tick does).
+ *   loadMs      — the first load at start.
+ * The store is seeded quickly: one self-signed certificate and key hard-linked into every live folder, and a state
+ * file per certificate; nothing is issued. No network: ARI is off and nothing is due.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/schema.js';
+import { certInfo } from '../src/crypto/pem.js';
+import { StateCache } from '../src/daemon/cache.js';
+import { createDaemon } from '../src/daemon/daemon.js';
+import { mapLimit } from '../src/daemon/util.js';
+import { silentLogger } from '../src/log.js';
+import { CertStore } from '../src/store/store.js';
+
+export interface DaemonBench {
+  idleRssMb: number;
+  /** The same with NODE_OPTIONS=--max-semi-space-size=1 (V8 keeps less young-generation memory resident). */
+  idleRssMbSmallYoungGen: number;
+  dueCheckMs: number;
+  reloadMs: number;
+  loadMs: number;
+  /** 'bundled' (plain node) or 'tsx' (fallback when esbuild is not installed: RSS includes the loader). */
+  rssMode: 'bundled' | 'tsx';
+  certificates: { idle: number; dueCheck: number };
+}
+
+const name = (i: number) => `site-${String(i).padStart(5, '0')}`;
+
+async function seed(root: string, n: number): Promise<void> {
+  // loaded here only, so the daemon child does not carry the x509 library the real daemon does not load
+  const { createSelfSigned } = await import('../src/crypto/selfsigned.js');
+  const { certPem, keyPem } = await createSelfSigned({
+    commonName: 'bench.certkeeper.test',
+    altNames: ['bench.certkeeper.test'],
+    days: 90,
+  });
+  const info = certInfo(certPem);
+  const shared = join(root, 'shared');
+  await fs.mkdir(shared, { recursive: true });
+  await fs.writeFile(join(shared, 'cert.pem'), certPem);
+  await fs.writeFile(join(shared, 'key.pem'), keyPem, { mode: 0o600 });
+  await fs.mkdir(join(root, 'state'), { recursive: true });
+  await mapLimit(
+    Array.from({ length: n }, (_, i) => i),
+    64,
+    async (i) => {
+      const live = join(root, 'live', name(i));
+      await fs.mkdir(live, { recursive: true });
+      await fs.link(join(shared, 'cert.pem'), join(live, 'cert.pem'));
+      await fs.link(join(shared, 'cert.pem'), join(live, 'fullchain.pem'));
+      await fs.link(join(shared, 'key.pem'), join(live, 'privkey.pem'));
+      await fs.writeFile(
+        join(root, 'state', `${name(i)}.json`),
+        `${JSON.stringify(
+          {
+            name: name(i),
+            domains: [`${name(i)}.certkeeper.test`],
+            keyType: 'ecdsa-p256',
+            serial: info.serial,
+            notBefore: info.notBefore.toISOString(),
+            notAfter: info.notAfter.toISOString(),
+            version: 1,
+            lastAttempt: { at: new Date().toISOString(), result: 'success', message: 'seeded' },
+          },
+          null,
+          2,
+        )}\n`,
+      );
+    },
+  );
+}
+
+function configFor(root: string, n: number): Config {
+  return parseConfig({
+    acme: { directoryUrl: 'http://127.0.0.1:9/directory' },
+    storage: { path: root },
+    server: { listen: '127.0.0.1:0' },
+    certificates: Array.from({ length: n }, (_, i) => ({
+      name: name(i),
+      domains: [`${name(i)}.certkeeper.test`],
+      challenge: { type: 'http-01', webroot: join(root, 'www') },
+    })),
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Child mode: run the daemon over `root` and print its idle RSS. */
+async function child(root: string, n: number): Promise<void> {
+  const trace = (what: string) => {
+    if (process.env.BENCH_TRACE) {
+      (globalThis as { gc?: () => void }).gc?.();
+      const m = process.memoryUsage();
+      process.stderr.write(
+        `${what}: rss ${(m.rss / 1048576).toFixed(1)} heap ${(m.heapUsed / 1048576).toFixed(1)} ext ${(m.external / 1048576).toFixed(1)}\n`,
+      );
+    }
+  };
+  trace('imports');
+  const daemon = createDaemon(configFor(root, n), { logger: silentLogger, ari: false });
+  trace('created');
+  await daemon.start();
+  trace('started');
+  await daemon.listen();
+  trace('listening');
+  await daemon.queue.idle();
+  await new Promise((r) => setTimeout(r, 500));
+  (globalThis as { gc?: () => void }).gc?.();
+  await new Promise((r) => setTimeout(r, 200));
+  const rss = process.memoryUsage().rss;
+  process.stdout.write(`${JSON.stringify({ rss, jobs: daemon.queue.list().length })}\n`);
+  await daemon.stop({ graceMs: 1000 });
+}
+
+/** Bundles this file to plain ESM beside node_modules (so packages resolve), or undefined without esbuild. */
+async function bundleSelf(): Promise<string | undefined> {
+  const self = fileURLToPath(import.meta.url);
+  const outdir = join(dirname(self), '..', 'node_modules', '.cache', 'certkeeper-bench');
+  try {
+    const esbuild = (await import('esbuild')) as typeof import('esbuild');
+    await esbuild.build({
+      entryPoints: [self],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      target: 'node20',
+      // keep dynamic imports lazy (the AWS SDK loads only for route53/acm users), as tsc's output does
+      splitting: true,
+      outdir,
+      entryNames: '[name]',
+      logLevel: 'error',
+    });
+    return join(outdir, 'daemon.js');
+  } catch {
+    return undefined;
+  }
+}
+
+async function idleRss(
+  root: string,
+  n: number,
+  nodeFlags: string[] = [],
+): Promise<{ mb: number; mode: 'bundled' | 'tsx' }> {
+  const bundled = await bundleSelf();
+  const args = bundled
+    ? ['--expose-gc', ...nodeFlags, bundled]
+    : ['--expose-gc', ...nodeFlags, '--import', 'tsx', fileURLToPath(import.meta.url)];
+  const p = spawn(process.execPath, [...args, '--child', root, String(n)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'silent', BENCH_TRACE: process.env.BENCH_TRACE ?? '' },
+  });
+  let out = '';
+  p.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+  const code = await new Promise<number | null>((r) => p.once('exit', r));
+  clearTimeout(timer);
+  const line = out.split('\n').find((l) => l.startsWith('{'));
+  if (code !== 0 || !line) throw new Error(`daemon child failed (exit ${code}): ${out}`);
+  const { rss, jobs } = JSON.parse(line) as { rss: number; jobs: number };
+  if (jobs !== 0) throw new Error(`the seeded store was due (${jobs} jobs): the figure would include orders`);
+  return { mb: rss / 1024 / 1024, mode: bundled ? 'bundled' : 'tsx' };
+}
+
+export async function benchDaemon(
+  opts: { idleCerts?: number; dueCerts?: number } = {},
+): Promise<DaemonBench> {
+  const idleCerts = opts.idleCerts ?? 1000;
+  const dueCerts = opts.dueCerts ?? 10_000;
+  const root = await fs.mkdtemp(join(tmpdir(), 'ck-bench-daemon-'));
+  try {
+    const small = join(root, 'small');
+    await seed(small, idleCerts);
+    const idle = await idleRss(small, idleCerts);
+    const idleSmall = await idleRss(small, idleCerts, ['--max-semi-space-size=1']);
+
+    const big = join(root, 'big');
+    await seed(big, dueCerts);
+    const config = configFor(big, dueCerts);
+    const cache = new StateCache(new CertStore(big), config);
+    let t = performance.now();
+    await cache.loadAll();
+    const loadMs = performance.now() - t;
+    const now = new Date();
+    const reloads: number[] = [];
+    const passes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      t = performance.now();
+      const { due } = cache.dueCheck(now);
+      passes.push(performance.now() - t);
+      if (due.length) throw new Error(`${due.length} seeded certificates were due`);
+      t = performance.now();
+      await cache.loadAll();
+      cache.dueCheck(now);
+      reloads.push(performance.now() - t);
+    }
+    return {
+      idleRssMb: Math.round(idle.mb * 10) / 10,
+      idleRssMbSmallYoungGen: Math.round(idleSmall.mb * 10) / 10,
+      dueCheckMs: Math.round(median(passes) * 10) / 10,
+      reloadMs: Math.round(median(reloads)),
+      loadMs: Math.round(loadMs),
+      rssMode: idle.mode,
+      certificates: { idle: idleCerts, dueCheck: dueCerts },
+    };
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+}
+
+const isMain = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
+if (isMain) {
+  const i = process.argv.indexOf('--child');
+  if (i >= 0) await child(process.argv[i + 1]!, Number(process.argv[i + 2]));
+  else process.stdout.write(`${JSON.stringify(await benchDaemon(), null, 2)}\n`);
+}
