@@ -6,12 +6,11 @@ import { configureAcmeHttp } from './acme/http.js';
 import { orderCertificate } from './acme/order.js';
 import { createSolver } from './challenges/index.js';
 import type { CertificateConfig, Config } from './config/schema.js';
-import { planWithBackoff } from './daemon/backoff.js';
 import { createDeployer } from './deploy/index.js';
 import type { DeployResult, IssuedCertificate } from './deploy/types.js';
 import { asCertkeeperError, CertkeeperError } from './errors.js';
 import { type Logger, silentLogger } from './log.js';
-import { nextAttemptAfter, type Plan } from './plan/plan.js';
+import { nextAttemptAfter, type Plan, planCertificate } from './plan/plan.js';
 import { CertStore } from './store/store.js';
 
 export type CertEventType =
@@ -54,7 +53,7 @@ export interface RenewOptions {
   bootstrap?: (cert: CertificateConfig, store: CertStore, logger: Logger) => Promise<boolean>;
 }
 
-export type CertStatus = 'issued' | 'renewed' | 'skipped' | 'failed' | 'dry-run';
+export type CertStatus = 'issued' | 'renewed' | 'redeployed' | 'skipped' | 'failed' | 'dry-run';
 
 export interface CertResult {
   name: string;
@@ -207,13 +206,41 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
         live = await store.current(name, state);
       }
     }
-    const plan = planWithBackoff(cert, state, live, {
+    const plan = planCertificate(cert, state, live, {
       now: c.now(),
       force: opts.force,
       renewBeforeFraction: config.renewal.renewBeforeFraction,
       respectBackoff: opts.respectBackoff,
     });
     c.emit({ type: 'planned', cert: name, plan });
+    if (
+      !plan.due &&
+      live &&
+      !state?.placeholder &&
+      state?.lastDeploy?.ok === false &&
+      cert.deploy.length > 0 &&
+      !opts.dryRun &&
+      !opts.skipDeploy
+    ) {
+      // Stored earlier but a deployer failed (nginx not reloaded, serial not served, ACM import failed): deploy
+      // again without ordering a new certificate.
+      logger.info(
+        { event: 'renew.redeploy', serial: live.serial },
+        `${name}: last deploy failed; deploying the stored certificate again`,
+      );
+      const result: CertResult = {
+        name,
+        status: 'redeployed',
+        reason: 'last deploy failed; deployed the stored certificate again',
+        serial: live.serial,
+        notAfter: live.notAfter.toISOString(),
+        version: live.version,
+        durationMs: 0,
+      };
+      await deployAndRecord(cert, live, result, c, 'stored');
+      result.durationMs = Date.now() - t0;
+      return result;
+    }
     if (!plan.due) {
       const result: CertResult = {
         name,
@@ -321,34 +348,7 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
     };
     c.emit({ type: 'obtained', cert: name, plan, result });
 
-    if (!opts.skipDeploy && cert.deploy.length > 0) {
-      const deployResults = await deployAll(cert, saved, c);
-      result.deploy = deployResults;
-      result.deployFailed = deployResults.some((d) => !d.ok);
-      await store.updateState(name, {
-        lastDeploy: {
-          at: c.now().toISOString(),
-          ok: !result.deployFailed,
-          results: deployResults.map(({ deployer, ok, detail }) => ({ deployer, ok, detail })),
-        },
-      });
-      c.emit({
-        type: result.deployFailed ? 'deploy_failed' : 'deployed',
-        cert: name,
-        result,
-        deploy: deployResults,
-      });
-      if (result.deployFailed) {
-        result.status = 'failed';
-        const first = deployResults.find((d) => !d.ok)!;
-        result.error = new CertkeeperError(
-          'deploy',
-          `renewed but not deployed: ${first.deployer}: ${first.detail}`,
-          { cert: name },
-        ).toJSON();
-        result.reason = result.error.message as string;
-      }
-    }
+    if (!opts.skipDeploy && cert.deploy.length > 0) await deployAndRecord(cert, saved, result, c, 'renewed');
     result.durationMs = Date.now() - t0;
     return result;
   } catch (err) {
@@ -394,6 +394,50 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
     return result;
   } finally {
     await release?.().catch(() => {});
+  }
+}
+
+/**
+ * Deploys, records `lastDeploy` in state, emits the event, and turns a failed deploy into a failed result:
+ * "renewed but not deployed" (or "not deployed" for a redeploy of a certificate stored earlier).
+ */
+async function deployAndRecord(
+  cert: CertificateConfig,
+  saved: IssuedCertificate,
+  result: CertResult,
+  c: OneCtx,
+  what: 'renewed' | 'stored',
+): Promise<void> {
+  const name = cert.name;
+  const deployResults = await deployAll(cert, saved, c);
+  result.deploy = deployResults;
+  result.deployFailed = deployResults.some((d) => !d.ok);
+  await c.store.updateState(name, {
+    lastDeploy: {
+      at: c.now().toISOString(),
+      ok: !result.deployFailed,
+      serial: saved.serial,
+      results: deployResults.map(({ deployer, ok, detail }) => ({ deployer, ok, detail })),
+    },
+  });
+  c.emit({
+    type: result.deployFailed ? 'deploy_failed' : 'deployed',
+    cert: name,
+    result,
+    deploy: deployResults,
+  });
+  if (result.deployFailed) {
+    result.status = 'failed';
+    const first = deployResults.find((d) => !d.ok)!;
+    result.error = new CertkeeperError(
+      'deploy',
+      `${what} but not deployed: ${first.deployer}: ${first.detail}`,
+      {
+        cert: name,
+        code: 'CK_ERR_NOT_DEPLOYED',
+      },
+    ).toJSON();
+    result.reason = result.error.message as string;
   }
 }
 

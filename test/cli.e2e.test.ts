@@ -113,7 +113,7 @@ describe('certkeeper CLI', () => {
       /✘ broken \[broken\.cli\.certkeeper\.test\]: self-check failed before asking the CA/,
     );
     expect(r.stdout).toMatch(/fix: make nginx serve/);
-    expect(r.stdout).toMatch(/1 issued, 0 renewed, 0 dry-run, 0 not due, 1 failed/);
+    expect(r.stdout).toMatch(/1 issued, 0 renewed, 0 redeployed, 0 dry-run, 0 not due, 1 failed/);
     const fullchain = await fs.readFile(join(work, 'le', 'live', 'web', 'fullchain.pem'), 'utf8');
     expect(verifyChain(fullchain, await pebble.rootPem())).toBe(true);
     // JSON logs on stderr carry the step events, never the key

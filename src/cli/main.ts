@@ -39,6 +39,8 @@ function describeResult(r: CertResult): string {
     case 'issued':
     case 'renewed':
       return `✔ ${r.name}: ${r.status} serial ${r.serial}, valid until ${r.notAfter}, version ${r.version} (${(r.durationMs / 1000).toFixed(2)} s)`;
+    case 'redeployed':
+      return `✔ ${r.name}: deployed serial ${r.serial} again (the last deploy had failed)`;
     case 'dry-run':
       return `✔ ${r.name}: ${r.reason} (${(r.durationMs / 1000).toFixed(2)} s)`;
     case 'skipped':
@@ -104,7 +106,7 @@ export function buildProgram(): Command {
           for (const r of report.results) process.stdout.write(`${describeResult(r)}\n`);
           const count = (s: string) => report.results.filter((r) => r.status === s).length;
           process.stdout.write(
-            `${report.results.length} certificate(s): ${count('issued')} issued, ${count('renewed')} renewed, ${count('dry-run')} dry-run, ${count('skipped')} not due, ${count('failed')} failed in ${((Date.now() - t0) / 1000).toFixed(2)} s\n`,
+            `${report.results.length} certificate(s): ${count('issued')} issued, ${count('renewed')} renewed, ${count('redeployed')} redeployed, ${count('dry-run')} dry-run, ${count('skipped')} not due, ${count('failed')} failed in ${((Date.now() - t0) / 1000).toFixed(2)} s\n`,
           );
         }
         process.exitCode = report.ok ? EXIT.ok : EXIT.failed;

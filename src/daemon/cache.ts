@@ -1,9 +1,8 @@
 import type { StatusRow } from '../cli/status.js';
 import type { CertificateConfig, Config, KeyType } from '../config/schema.js';
-import type { Plan } from '../plan/plan.js';
+import { type Plan, planCertificate } from '../plan/plan.js';
 import type { CertState } from '../store/state.js';
 import type { CertStore } from '../store/store.js';
-import { planWithBackoff } from './backoff.js';
 import { mapLimit } from './util.js';
 
 /** What the plan needs of the live certificate, without its PEMs. */
@@ -97,7 +96,7 @@ export class StateCache {
   /** The scheduled plan of one certificate (backoff respected), or undefined when it is not configured. */
   plan(e: CachedCert, now: Date): Plan | undefined {
     if (!e.config) return undefined;
-    return planWithBackoff(e.config, e.state, e.live, {
+    return planCertificate(e.config, e.state, e.live, {
       now,
       renewBeforeFraction: this.config.renewal.renewBeforeFraction,
       respectBackoff: true,

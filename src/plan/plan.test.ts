@@ -93,6 +93,17 @@ describe('planCertificate', () => {
       reason: 'backoff',
     });
     expect(planCertificate(cert, state, live, opts(at(60.5)))).toMatchObject({ due: true });
+    // also a certificate never issued waits out its backoff, unless forced
+    expect(
+      planCertificate(cert, state, undefined, { ...opts(at(60.5)), respectBackoff: true }),
+    ).toMatchObject({ due: false, reason: 'backoff' });
+    expect(
+      planCertificate(cert, state, undefined, { ...opts(at(60.5)), respectBackoff: true, force: true }),
+    ).toMatchObject({ due: true, reason: 'missing' });
+    expect(planCertificate(cert, state, live, { ...opts(at(61)), respectBackoff: true })).toMatchObject({
+      due: true,
+      reason: 'expiring',
+    });
   });
 });
 

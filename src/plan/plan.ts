@@ -49,12 +49,12 @@ export function expiryRenewAt(notBefore: Date, notAfter: Date, fraction: number)
 }
 
 /**
- * Decides whether one certificate is due, and why. Pure: everything it needs is passed in.
- * Order of rules: nothing live → missing; placeholder; config no longer matches (domains/key type); revoked;
- * forced; then backoff (scheduled runs only); then ARI's window when the CA offers one (RFC 9773), with an
+ * The rules, pure: everything they need is passed in.
+ * Order: nothing live → missing; placeholder; config no longer matches (domains/key type); revoked;
+ * forced; then ARI's window when the CA offers one (RFC 9773), with an
  * expiry-based emergency rule above it (less than half the normal margin left); else the 1/3-of-lifetime rule.
  */
-export function planCertificate(
+function planByRules(
   cert: CertificateConfig,
   state: CertState | undefined,
   live: Pick<IssuedCertificate, 'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial'> | undefined,
@@ -94,16 +94,6 @@ export function planCertificate(
   const renewAt = ariAt && ariAt < emergency ? ariAt : ariAt ? emergency : byExpiry;
   const daysLeft = Math.floor((live.notAfter.getTime() - now.getTime()) / DAY);
 
-  if (opts.respectBackoff && state?.nextAttemptAfter && new Date(state.nextAttemptAfter) > now) {
-    return {
-      name,
-      due: false,
-      reason: 'backoff',
-      detail: `last attempt failed; next try after ${state.nextAttemptAfter}`,
-      renewAt: new Date(state.nextAttemptAfter),
-      notAfter: live.notAfter,
-    };
-  }
   if (now >= emergency && (!ariAt || now < ariAt)) {
     return due('emergency', `${daysLeft} days left, under half the renewal margin`, live.notAfter);
   }
@@ -117,6 +107,32 @@ export function planCertificate(
     detail: `${daysLeft} days left; renews from ${renewAt.toISOString()}`,
     renewAt,
     notAfter: live.notAfter,
+  };
+}
+
+/**
+ * Decides whether one certificate is due, and why. When the failure backoff holds (`respectBackoff`: scheduled
+ * runs and non-forced API triggers), it holds for every reason — also a certificate never issued, a placeholder or
+ * changed domains — so a broken certificate is retried after 1 min, 2, 4 … 6 h and not at every tick.
+ * `force` always goes ahead.
+ */
+export function planCertificate(
+  cert: CertificateConfig,
+  state: CertState | undefined,
+  live: Pick<IssuedCertificate, 'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial'> | undefined,
+  opts: PlanOptions,
+): Plan {
+  const plan = planByRules(cert, state, live, opts);
+  if (!plan.due || opts.force || !opts.respectBackoff || !state?.nextAttemptAfter) return plan;
+  const after = new Date(state.nextAttemptAfter);
+  if (Number.isNaN(after.getTime()) || after <= opts.now) return plan;
+  return {
+    name: cert.name,
+    due: false,
+    reason: 'backoff',
+    detail: `last attempt failed; next try after ${state.nextAttemptAfter} (${plan.detail})`,
+    renewAt: after,
+    notAfter: live?.notAfter,
   };
 }
 

@@ -42,7 +42,12 @@ export interface CertState {
   /** Serial of a certificate revoked through `certkeeper revoke`; the plan re-issues while it is live. */
   revokedSerial?: string;
   /** Result of the last deploy/verify round: ok false means "renewed but not deployed". */
-  lastDeploy?: { at: string; ok: boolean; results: { deployer: string; ok: boolean; detail: string }[] };
+  lastDeploy?: {
+    at: string;
+    ok: boolean;
+    serial?: string;
+    results: { deployer: string; ok: boolean; detail: string }[];
+  };
   /** Free-form per-deployer state, e.g. { "acm:us-east-1": { arn } }. */
   deploy?: Record<string, unknown>;
 }
