@@ -118,6 +118,37 @@ export function configureAcmeHttp({
   settings.retryMaxAttempts = 3;
   if (installed) return;
   installed = true;
+  // Ahead of acme-client's own response interceptor: a request that got no response at all (refused, unresolvable,
+  // timed out) becomes a plain error naming the URL and the cause. acme-client would otherwise retry it for 6 s and
+  // then fail with "Cannot read properties of undefined (reading 'config')".
+  const handlers = (ax.interceptors.response as unknown as { handlers: unknown[] }).handlers;
+  handlers.unshift({
+    fulfilled: (r: unknown) => r,
+    rejected: (err: {
+      config?: { url?: string; method?: string };
+      response?: unknown;
+      code?: string;
+      message?: string;
+    }) => {
+      if (!err?.config || err.response) return Promise.reject(err);
+      const url = err.config.url ?? '';
+      acmeEvents.emit('request', {
+        endpoint: classify(url),
+        method: (err.config.method ?? 'get').toUpperCase(),
+        status: 0,
+        durationMs: Date.now() - (started.get(err.config) ?? Date.now()),
+      } satisfies AcmeRequestEvent);
+      const clean = Object.assign(
+        new Error(`cannot reach the CA at ${url}: ${err.code ?? ''} ${err.message ?? ''}`.trim()),
+        {
+          code: err.code,
+        },
+      );
+      return Promise.reject(clean);
+    },
+    synchronous: false,
+    runWhen: null,
+  });
   ax.interceptors.request.use((config) => {
     started.set(config, Date.now());
     return config;
