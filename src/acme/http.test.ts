@@ -4,7 +4,7 @@ import { parseConfig } from '../config/load.js';
 import { renew } from '../renew.js';
 
 describe('an unreachable CA', () => {
-  it('fails with the URL, the cause and a fix (not acme-client's "reading 'config'")', async () => {
+  it('fails with the URL, the cause and a fix (not the TypeError acme-client throws)', async () => {
     // a port that was just free: nothing listens there
     const port = await new Promise<number>((resolve) => {
       const s = createServer().listen(0, '127.0.0.1', () => {
