@@ -4,8 +4,8 @@ import * as acme from 'acme-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { readIfExists, writeFileAtomic } from '../store/fsutil.js';
-import { toAcmeError } from './errors.js';
-import { useNoncePool, withProblemCapture } from './http.js';
+import { callAcme } from './errors.js';
+import { useNoncePool } from './http.js';
 import { createPrivateKey } from './keys.js';
 
 interface AccountFile {
@@ -61,9 +61,7 @@ export async function ensureAccount(
     });
     useNoncePool(client, directoryUrl);
     if (JSON.stringify(meta.contact) !== JSON.stringify(contact)) {
-      await withProblemCapture(() => client.updateAccount({ contact })).catch((err) => {
-        throw toAcmeError(err, { action: 'updating the ACME account contact' });
-      });
+      await callAcme('updating the ACME account contact', {}, () => client.updateAccount({ contact }));
       await writeFileAtomic(metaPath, JSON.stringify({ ...meta, contact }, null, 2));
     }
     return { client, accountKeyPem, url: meta.url, directoryUrl };
@@ -77,10 +75,8 @@ export async function ensureAccount(
     ...backoff,
   });
   useNoncePool(client, directoryUrl);
-  await withProblemCapture(() => client.createAccount({ termsOfServiceAgreed: true, contact })).catch(
-    (err) => {
-      throw toAcmeError(err, { action: 'registering the ACME account' });
-    },
+  await callAcme('registering the ACME account', {}, () =>
+    client.createAccount({ termsOfServiceAgreed: true, contact }),
   );
   const url = client.getAccountUrl();
   await writeFileAtomic(

@@ -1,5 +1,5 @@
 import { CertkeeperError } from '../errors.js';
-import { type AcmeProblem, parseRetryAfter } from './http.js';
+import { type AcmeProblem, parseRetryAfter, withProblemCapture } from './http.js';
 
 const PREFIX = 'urn:ietf:params:acme:error:';
 
@@ -89,4 +89,25 @@ function networkHint(err: unknown): string {
     return "the CA's HTTPS certificate is not trusted: for a private or test CA, set acme.caBundle to its root certificate";
   }
   return 'see the message; run with LOG_LEVEL=debug for the full exchange';
+}
+
+const BAD_NONCE_RETRIES = 10;
+
+/**
+ * Every call to the CA goes through here: the problem document is captured, badNonce is retried (on top of
+ * acme-client's own 5 retries) and any failure becomes a CertkeeperError naming the action, certificate and domain.
+ */
+export async function callAcme<T>(
+  action: string,
+  ctx: { cert?: string; domain?: string },
+  fn: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await withProblemCapture(fn);
+    } catch (err) {
+      if (problemType(err) === 'badNonce' && attempt < BAD_NONCE_RETRIES) continue;
+      throw toAcmeError(err, { ...ctx, action });
+    }
+  }
 }

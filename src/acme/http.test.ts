@@ -15,12 +15,16 @@ describe('an unreachable CA', () => {
     const config = parseConfig({
       acme: { directoryUrl: `https://127.0.0.1:${port}/dir` },
       storage: { path: `/tmp/ck-unreachable-${process.pid}` },
-      certificates: [{ name: 'a', domains: ['a.certkeeper.test'], challenge: { type: 'http-01', webroot: '/tmp' } }],
+      certificates: [
+        { name: 'a', domains: ['a.certkeeper.test'], challenge: { type: 'http-01', webroot: '/tmp' } },
+      ],
     });
     const report = await renew(config);
     const r = report.results[0]!;
     expect(r.status).toBe('failed');
-    expect(r.reason).toMatch(new RegExp(`cannot reach the CA at https://127\\.0\\.0\\.1:${port}/dir: ECONNREFUSED`));
+    expect(r.reason).toMatch(
+      new RegExp(`cannot reach the CA at https://127\\.0\\.0\\.1:${port}/dir: ECONNREFUSED`),
+    );
     expect(String(r.error?.hint)).toMatch(/acme\.directoryUrl/);
   });
 });

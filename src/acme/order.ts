@@ -4,7 +4,7 @@ import type { KeyType } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Account } from './account.js';
-import { problemType, toAcmeError } from './errors.js';
+import { callAcme as call, toAcmeError } from './errors.js';
 import { parseRetryAfter, withProblemCapture } from './http.js';
 import { createPrivateKey, dns01Value, jwkThumbprint } from './keys.js';
 
@@ -36,24 +36,6 @@ interface ApiResponse<T> {
 }
 interface InternalApi {
   apiRequest<T>(url: string, payload: unknown, validStatusCodes: number[]): Promise<ApiResponse<T>>;
-}
-
-const BAD_NONCE_RETRIES = 10;
-
-/** Calls the CA; retries badNonce (on top of acme-client's own 5) and converts failures to CertkeeperErrors. */
-async function call<T>(
-  action: string,
-  ctx: { cert: string; domain?: string },
-  fn: () => Promise<T>,
-): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await withProblemCapture(fn);
-    } catch (err) {
-      if (problemType(err) === 'badNonce' && attempt < BAD_NONCE_RETRIES) continue;
-      throw toAcmeError(err, { ...ctx, action });
-    }
-  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

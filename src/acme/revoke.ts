@@ -4,8 +4,8 @@ import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CertStore } from '../store/store.js';
 import { ensureAccount } from './account.js';
-import { toAcmeError } from './errors.js';
-import { configureAcmeHttp, withProblemCapture } from './http.js';
+import { callAcme } from './errors.js';
+import { configureAcmeHttp } from './http.js';
 
 /** RFC 5280 CRLReason codes the CA accepts for revocation. */
 export const REVOCATION_REASONS = {
@@ -36,11 +36,9 @@ export async function revokeCertificate(
   const release = await store.lock(name);
   try {
     const account = await ensureAccount(config.acme, config.storage.path, config.acme.directoryUrl, logger);
-    await withProblemCapture(() =>
+    await callAcme('revoking the certificate', { cert: name }, () =>
       account.client.revokeCertificate(live.certPem, { reason: REVOCATION_REASONS[reason] }),
-    ).catch((err) => {
-      throw toAcmeError(err, { cert: name, action: 'revoking the certificate' });
-    });
+    );
     await store.updateState(name, { revokedSerial: live.serial });
     logger.info(
       { event: 'revoke.done', cert: name, serial: live.serial, reason },
