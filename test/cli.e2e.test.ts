@@ -158,6 +158,24 @@ describe('certkeeper CLI', () => {
     ).toHaveLength(4);
   });
 
+  it('check-config --preflight checks storage, webroots and the CA without changing anything', async () => {
+    const r = await cli(['--config', configFile, 'check-config', '--preflight']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/✔ storage .*le is writable/);
+    expect(r.stdout).toMatch(/✔ webroot of web .*www is writable/);
+    expect(r.stdout).toMatch(/✔ ACME directory https:\/\/127\.0\.0\.1:\d+\/dir answers/);
+    const unreachable = join(work, 'unreachable.yml');
+    await fs.writeFile(
+      unreachable,
+      (await fs.readFile(configFile, 'utf8')).replace(pebble.directoryUrl, 'https://127.0.0.1:1/dir'),
+    );
+    const bad = await cli(['--config', unreachable, 'check-config', '--preflight']);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(
+      /✘ ACME directory https:\/\/127\.0\.0\.1:1\/dir answers[\s\S]*fix: check acme\.directoryUrl/,
+    );
+  });
+
   it('renew of an unknown name exits 2 naming it', async () => {
     const r = await cli(['--config', configFile, 'renew', 'nope']);
     expect(r.code).toBe(2);
