@@ -264,10 +264,6 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
       `${name}: ordering (${plan.detail})`,
     );
     c.emit({ type: 'obtaining', cert: name, plan });
-    if (!opts.dryRun)
-      await store.updateState(name, {
-        lastAttempt: { at: c.now().toISOString(), result: 'skipped', message: 'in progress' },
-      });
     const account = await c.getAccount();
     const solver = await createSolver(cert.challenge, { logger, selfCheck: config.selfCheck });
     // ARI (RFC 9773 §5): name the certificate this order replaces, when the CA told us a window for it.
