@@ -1,8 +1,7 @@
 import type { ACMClient } from '@aws-sdk/client-acm';
 import { Command, InvalidArgumentError } from 'commander';
 import { configPath, type Env, loadConfig } from '../config/load.js';
-import { type Finding, runAcmAudit } from '../deploy/acm/audit.js';
-import { managedArnsFromStore } from '../deploy/acm/managed.js';
+import type { Finding } from '../deploy/acm/audit.js';
 import { asCertkeeperError, CertkeeperError } from '../errors.js';
 import { CertStore } from '../store/store.js';
 
@@ -77,6 +76,11 @@ Examples:
         const globalConfig = (cmd.optsWithGlobals() as { config?: string }).config;
         const file = configPath(o.config ?? globalConfig, env);
         const config = loadConfig(file, env);
+        // Loaded here, not at the top: the AWS SDK must not slow down every other command's start.
+        const [{ runAcmAudit }, { managedArnsFromStore }] = await Promise.all([
+          import('../deploy/acm/audit.js'),
+          import('../deploy/acm/managed.js'),
+        ]);
         const store = new CertStore(config.storage.path);
         const managedArns = await managedArnsFromStore(store, {
           names: config.certificates.map((c) => c.name),
