@@ -5,10 +5,12 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from '../log.js';
+import type { AcmAuditor } from './acm-audit.js';
 import type { StateCache } from './cache.js';
 import { ApiError } from './errors.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { JobQueue } from './queue.js';
+import { acmRoutes } from './routes/acm.js';
 import { certificatesRoutes } from './routes/certificates.js';
 import { healthRoutes } from './routes/health.js';
 import { jobsRoutes } from './routes/jobs.js';
@@ -26,6 +28,8 @@ export interface AppDeps {
   now: () => Date;
   configuredNames: () => string[];
   shuttingDown: () => boolean;
+  /** The daily ACM audit, when acmAudit is configured. */
+  auditor?: AcmAuditor;
 }
 
 /** The fastify app, without listening: tests call `app.inject()`. */
@@ -87,6 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(certificatesRoutes, deps);
   await app.register(jobsRoutes, deps);
   await app.register(metricsRoutes, deps);
+  await app.register(acmRoutes, deps);
   return app;
 }
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import type { ACMClient } from '@aws-sdk/client-acm';
 import type { FastifyInstance } from 'fastify';
 import { ariCheckDue, fetchRenewalInfo, nextAriState, renewalInfoUrl } from '../acme/ari.js';
 import { ariCertId } from '../acme/ari-id.js';
@@ -8,6 +9,7 @@ import { asCertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Alert, AlertDispatcher } from '../notify/index.js';
 import { CertStore } from '../store/store.js';
+import { AcmAuditor } from './acm-audit.js';
 import { buildApp } from './app.js';
 import { assertListenAllowed, parseListen } from './auth.js';
 import { StateCache } from './cache.js';
@@ -31,6 +33,8 @@ export interface DaemonOptions {
   notifyRetryDelaysMs?: number[];
   notifySleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   processMetrics?: boolean;
+  /** ACM clients for the audit (tests); by default the real client per region with the SDK's own settings. */
+  acmClientFor?: (region: string) => ACMClient;
 }
 
 const DAY = 86_400_000;
@@ -47,6 +51,10 @@ export class Daemon {
   readonly metrics: DaemonMetrics;
   readonly alerts: AlertDispatcher;
   readonly scheduler: Scheduler;
+  /** The daily ACM audit, when acmAudit is configured. */
+  readonly auditor?: AcmAuditor;
+  /** The first audit (after the start-up renewal pass); tests await it. */
+  firstAudit?: Promise<void>;
   app?: FastifyInstance;
   private readonly logger: Logger;
   private readonly now: () => Date;
@@ -56,6 +64,7 @@ export class Daemon {
   private stopping = false;
   private directory?: { url?: string; at: number };
   private caBundlePem?: string;
+  private pipelineLoaded = false;
 
   constructor(
     readonly config: Config,
@@ -73,6 +82,19 @@ export class Daemon {
       retryDelaysMs: opts.notifyRetryDelaysMs,
       sleep: opts.notifySleep,
     });
+    if (config.acmAudit) {
+      this.auditor = new AcmAuditor({
+        audit: config.acmAudit,
+        config,
+        store: this.store,
+        alerts: this.alerts,
+        logger: this.logger,
+        now: this.now,
+        timers: opts.timers,
+        clientFor: opts.acmClientFor,
+      });
+      this.metrics.attachAudit(this.auditor);
+    }
     this.queue = new JobQueue((job, signal) => this.runJob(job, signal), {
       allNames: () => config.certificates.map((c) => c.name),
       logger: this.logger,
@@ -111,9 +133,13 @@ export class Daemon {
       now: this.now,
       configuredNames: () => this.config.certificates.map((c) => c.name),
       shuttingDown: () => this.stopping,
+      auditor: this.auditor,
     });
     this.scheduler.start();
     if (this.opts.checkAtStart !== false) await this.tick('startup');
+    // The audit follows the start-up renewals (so ARNs imported by them count as managed), in the background.
+    const auditor = this.auditor;
+    if (auditor) this.firstAudit = this.queue.idle().then(() => auditor.run());
   }
 
   /** Listens on server.listen (or the given address); refuses a non-loopback address without a token. */
@@ -292,6 +318,7 @@ export class Daemon {
 
   private async runJob(job: Job, signal: AbortSignal) {
     // Loaded at the first job: an idle daemon does not carry the ACME client.
+    this.pipelineLoaded = true;
     const [{ renew }, { acmeEvents }] = await Promise.all([import('../renew.js'), import('../acme/http.js')]);
     this.metrics.attachAcme(acmeEvents);
     return renew(this.config, {
@@ -362,9 +389,21 @@ export class Daemon {
     this.scheduler.stop();
     await this.ticking?.catch(() => {});
     const clean = await this.queue.close(graceMs);
+    await this.auditor?.stop(Math.min(graceMs, 5000));
     await this.alerts.close(Math.min(graceMs, 5000));
     await this.app?.close();
     this.metrics.close();
+    // Route53 clients are shared process-wide by the DNS-01 solver; only a daemon that ran the pipeline has any
+    // (an idle daemon does not load the AWS SDK, so this import stays behind that check).
+    if (
+      this.pipelineLoaded &&
+      this.config.certificates.some(
+        (c) => c.challenge.type === 'dns-01' && c.challenge.provider === 'route53',
+      )
+    ) {
+      const { destroySharedRoute53Clients } = await import('../challenges/route53/client.js');
+      destroySharedRoute53Clients();
+    }
     this.logger.info({ event: 'daemon.stopped', clean }, clean ? 'stopped' : 'stopped; an order was cut off');
     return clean;
   }

@@ -33,10 +33,15 @@ export const API_ERRORS = {
     message: 'no such job',
     hint: 'use the jobId returned by POST /v1/renew; the daemon keeps the last 200 jobs in memory only',
   },
+  CK_ERR_ACM_AUDIT_OFF: {
+    status: 404,
+    message: 'the ACM audit is not configured',
+    hint: 'add "acmAudit: { regions: [us-east-1] }" to the configuration and restart the daemon',
+  },
   CK_ERR_NOT_FOUND: {
     status: 404,
     message: 'no such endpoint',
-    hint: 'see the README for the endpoints: /v1/renew, /v1/jobs/:id, /v1/certificates, /healthz, /readyz, /metrics',
+    hint: 'see the README for the endpoints: /v1/renew, /v1/jobs/:id, /v1/certificates, /v1/acm/findings, /healthz, /readyz, /metrics',
   },
   CK_ERR_METHOD_NOT_ALLOWED: {
     status: 405,

@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AcmeRequestEvent } from '../acme/http.js';
 import type { CertEvent } from '../renew.js';
+import type { AcmAuditor } from './acm-audit.js';
 import type { StateCache } from './cache.js';
 
 /**
@@ -91,6 +92,50 @@ export class DaemonMetrics {
       this.acmeRequests.inc({ endpoint: e.endpoint, status: String(e.status) });
       this.acmeDuration.observe({ endpoint: e.endpoint }, e.durationMs / 1000);
     };
+  }
+
+  /**
+   * The ACM audit's gauges (registered only when acmAudit is configured): findings by rule and severity from the
+   * last successful run (every pair present, 0 when clean), when that run was, and failed runs.
+   */
+  attachAudit(auditor: AcmAuditor): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'certkeeper_acm_audit_findings',
+      help: 'ACM certificates flagged by the last successful audit, by rule and severity (see GET /v1/acm/findings).',
+      labelNames: ['rule', 'severity'],
+      registers,
+      collect() {
+        this.reset();
+        const s = auditor.summary;
+        if (!s) return;
+        for (const [rule, n] of Object.entries(s.counts)) {
+          this.set({ rule, severity: 'critical' }, n.critical);
+          this.set({ rule, severity: 'warning' }, n.warning);
+        }
+      },
+    });
+    new Gauge({
+      name: 'certkeeper_acm_audit_last_run_timestamp_seconds',
+      help: 'When the last successful ACM audit ran, as a Unix timestamp (absent until one succeeds).',
+      registers,
+      collect() {
+        this.reset();
+        const s = auditor.summary;
+        if (s) this.set(Math.floor(s.lastSuccessAt.getTime() / 1000));
+      },
+    });
+    new Counter({
+      name: 'certkeeper_acm_audit_runs_total',
+      help: 'ACM audit runs by result (success, failure: AWS API, credentials or network; see the log).',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ result: 'success' }, auditor.runs - auditor.errors);
+        this.inc({ result: 'failure' }, auditor.errors);
+      },
+    });
   }
 
   /** Counts the ACME client's requests (attached when the pipeline is first loaded). */

@@ -49,6 +49,7 @@ export class AlertDispatcher {
   private readonly notifiers: Notifier[];
   private readonly pending = new Set<Promise<void>>();
   private readonly lastExpiring = new Map<string, number>();
+  private readonly lastAudit = new Map<string, number>();
   private readonly abort = new AbortController();
   private readonly now: () => Date;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -87,17 +88,31 @@ export class AlertDispatcher {
    * until the certificate is fixed (then forgets it, so a later problem alerts at once).
    */
   expiring(candidates: { alert: Alert; failing: boolean }[]): void {
+    this.daily(
+      this.lastExpiring,
+      candidates.filter((c) => c.failing).map((c) => ({ key: c.alert.certificate, alert: c.alert })),
+    );
+  }
+
+  /**
+   * Critical ACM audit findings, keyed by ARN and rule: each alerts once, then at most daily while the audit keeps
+   * finding it; a finding that disappears is forgotten (a later recurrence alerts at once).
+   */
+  audit(findings: { key: string; alert: Alert }[]): void {
+    this.daily(this.lastAudit, findings);
+  }
+
+  private daily(last: Map<string, number>, items: { key: string; alert: Alert }[]): void {
     const nowMs = this.now().getTime();
     const seen = new Set<string>();
-    for (const { alert, failing } of candidates) {
-      if (!failing) continue;
-      seen.add(alert.certificate);
-      const last = this.lastExpiring.get(alert.certificate);
-      if (last !== undefined && nowMs - last < DAY) continue;
-      this.lastExpiring.set(alert.certificate, nowMs);
+    for (const { key, alert } of items) {
+      seen.add(key);
+      const at = last.get(key);
+      if (at !== undefined && nowMs - at < DAY) continue;
+      last.set(key, nowMs);
       this.notify(alert);
     }
-    for (const name of this.lastExpiring.keys()) if (!seen.has(name)) this.lastExpiring.delete(name);
+    for (const key of last.keys()) if (!seen.has(key)) last.delete(key);
   }
 
   private async deliver(n: Notifier, alert: Alert): Promise<void> {

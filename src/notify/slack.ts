@@ -8,6 +8,7 @@ const ICON: Record<Alert['event'], string> = {
   failure: ':x:',
   expiring: ':warning:',
   success: ':white_check_mark:',
+  audit: ':rotating_light:',
 };
 
 /** Slack (and Mattermost/Rocket.Chat) incoming-webhook body: `text` for notifications, `blocks` for the view. */
@@ -19,6 +20,8 @@ export function slackPayload(alert: Alert): { text: string; blocks: unknown[] } 
       `*Expires:* ${alert.notAfter}${alert.daysLeft !== undefined ? ` (${alert.daysLeft} days)` : ''}`,
     alert.code && `*Code:* \`${alert.code}\``,
     alert.jobId && `*Job:* \`${alert.jobId}\``,
+    alert.audit && `*ACM:* \`${alert.audit.arn}\` (${alert.audit.region}), rule \`${alert.audit.rule}\``,
+    alert.audit?.inUseBy.length && `*Used by:* ${alert.audit.inUseBy.join(', ')}`,
   ].filter(Boolean) as string[];
   const blocks: unknown[] = [
     { type: 'section', text: { type: 'mrkdwn', text: head } },

@@ -1,8 +1,9 @@
-export type AlertEvent = 'failure' | 'expiring' | 'success';
+export type AlertEvent = 'failure' | 'expiring' | 'success' | 'audit';
 
 /** What every notify target receives; the webhook sends it as JSON, Slack as text. Never carries secrets. */
 export interface Alert {
   event: AlertEvent;
+  /** The certificate's name in the configuration; for 'audit', the ACM certificate's domain name. */
   certificate: string;
   domains: string[];
   /** One line: what happened. */
@@ -16,6 +17,18 @@ export interface Alert {
   daysLeft?: number;
   /** When it happened (ISO 8601). */
   at: string;
+  /** 'audit' only: the ACM finding (see `certkeeper acm audit`). */
+  audit?: AuditAlertFields;
+}
+
+export interface AuditAlertFields {
+  arn: string;
+  region: string;
+  /** email-validation, pending-validation, renewal-ineligible, expiring, unmanaged-import, cloudfront-key */
+  rule: string;
+  severity: 'critical' | 'warning';
+  /** Resources using the certificate (CloudFront distributions, load balancers, ...). */
+  inUseBy: string[];
 }
 
 /** One target: sends one alert or throws. Retries are the dispatcher's job. */

@@ -1,0 +1,219 @@
+import type { ACMClient } from '@aws-sdk/client-acm';
+import type { Config } from '../config/schema.js';
+import type { Finding, FindingRule } from '../deploy/acm/audit.js';
+import type { AcmAuditConfig } from '../deploy/acm/schema.js';
+import { asCertkeeperError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Alert, AlertDispatcher } from '../notify/index.js';
+import type { CertStore } from '../store/store.js';
+import { realTimers, type Timers } from './scheduler.js';
+
+const DAY = 86_400_000;
+/** After a failed audit (credentials, throttling, network), try again this much later rather than a day later. */
+const RETRY_MS = 3600_000;
+/** A timer longer than this is re-armed in steps (clocks drift; tests inject their own timers). */
+const MAX_TIMER_MS = 6 * 3600_000;
+
+export interface AuditRun {
+  at: string;
+  ok: boolean;
+  durationMs: number;
+  findings?: number;
+  error?: { code?: string; message: string; hint?: string };
+}
+
+export interface AuditSummary {
+  counts: Record<FindingRule, { critical: number; warning: number }>;
+  lastSuccessAt: Date;
+}
+
+export interface AcmAuditorOptions {
+  audit: AcmAuditConfig;
+  config: Config;
+  store: CertStore;
+  alerts: AlertDispatcher;
+  logger: Logger;
+  now: () => Date;
+  timers?: Timers;
+  /** Tests may inject clients; by default one real ACMClient per region (AWS_* settings as for the AWS CLI). */
+  clientFor?: (region: string) => ACMClient;
+}
+
+/**
+ * The daemon's daily ACM audit (`acmAudit` in the configuration): the same `runAcmAudit` as `certkeeper acm audit`,
+ * run once after the first renewal pass and then every day. Findings are kept for GET /v1/acm/findings and the
+ * metrics; each critical finding alerts ('audit'), at most daily per ARN and rule. An AWS failure is logged and
+ * counted and retried an hour later; it never stops the daemon. The AWS SDK is loaded at the first run only.
+ */
+export class AcmAuditor {
+  findings: Finding[] = [];
+  lastRun?: AuditRun;
+  summary?: AuditSummary;
+  runs = 0;
+  errors = 0;
+  private running?: Promise<void>;
+  private timer?: unknown;
+  private nextAt?: Date;
+  private stopped = false;
+  private readonly timers: Timers;
+  private readonly clients: ACMClient[] = [];
+  private clientFor?: (region: string) => ACMClient;
+
+  constructor(private readonly opts: AcmAuditorOptions) {
+    this.timers = opts.timers ?? realTimers;
+    this.clientFor = opts.clientFor;
+  }
+
+  get regions(): string[] {
+    return this.opts.audit.regions;
+  }
+
+  get expiringDays(): number {
+    return this.opts.audit.expiringDays;
+  }
+
+  get nextRunAt(): Date | undefined {
+    return this.nextAt;
+  }
+
+  /** Runs the audit now (or joins the run in progress), then arms the next one. Never throws. */
+  run(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.running ??= this.doRun().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async doRun(): Promise<void> {
+    const log = this.opts.logger.child({ component: 'acm-audit' });
+    const t0 = Date.now();
+    const at = this.opts.now();
+    this.runs++;
+    try {
+      const [{ runAcmAudit, summarizeFindings }, { managedArnsFromStore }, { buildAcmClient, clientCache }] =
+        await Promise.all([
+          import('../deploy/acm/audit.js'),
+          import('../deploy/acm/managed.js'),
+          import('../deploy/acm/client.js'),
+        ]);
+      this.clientFor ??= clientCache((region) => {
+        const c = buildAcmClient(region);
+        this.clients.push(c);
+        return c;
+      });
+      const managedArns = await managedArnsFromStore(this.opts.store, {
+        names: this.opts.config.certificates.map((c) => c.name),
+        config: this.opts.config,
+        onError: (name, err) =>
+          log.warn(
+            { event: 'acm_audit.state_unreadable', cert: name, error: asCertkeeperError(err).message },
+            `${name}: state file unreadable; its ACM ARNs count as unmanaged in this audit`,
+          ),
+      });
+      const findings = await runAcmAudit({
+        regions: this.regions,
+        expiringDays: this.expiringDays,
+        managedArns,
+        now: at,
+        clientFor: this.clientFor,
+        logger: log,
+      });
+      if (this.stopped) return;
+      this.findings = findings;
+      this.summary = { counts: summarizeFindings(findings), lastSuccessAt: at };
+      const critical = findings.filter((f) => f.severity === 'critical');
+      this.lastRun = {
+        at: at.toISOString(),
+        ok: true,
+        durationMs: Date.now() - t0,
+        findings: findings.length,
+      };
+      log[critical.length ? 'warn' : 'info'](
+        {
+          event: 'acm_audit.done',
+          regions: this.regions,
+          findings: findings.length,
+          critical: critical.length,
+          durationMs: this.lastRun.durationMs,
+        },
+        findings.length
+          ? `ACM audit: ${findings.length} finding(s), ${critical.length} critical (GET /v1/acm/findings)`
+          : `ACM audit: no findings in ${this.regions.join(', ')}`,
+      );
+      for (const f of findings) {
+        log.info(
+          {
+            event: 'acm_audit.finding',
+            arn: f.arn,
+            region: f.region,
+            domain: f.domain,
+            rule: f.rule,
+            severity: f.severity,
+          },
+          `${f.severity} ${f.rule} ${f.domain}: ${f.message}`,
+        );
+      }
+      this.opts.alerts.audit(critical.map((f) => ({ key: `${f.arn} ${f.rule}`, alert: auditAlert(f, at) })));
+      this.arm(DAY);
+    } catch (err) {
+      const ce = asCertkeeperError(err, 'aws');
+      this.errors++;
+      this.lastRun = {
+        at: at.toISOString(),
+        ok: false,
+        durationMs: Date.now() - t0,
+        error: { code: ce.code, message: ce.message, hint: ce.hint },
+      };
+      log.error(
+        { event: 'acm_audit.failed', code: ce.code, error: ce.message, hint: ce.hint },
+        `ACM audit failed (retrying in an hour): ${ce.message}`,
+      );
+      this.arm(RETRY_MS);
+    }
+  }
+
+  private arm(ms: number): void {
+    if (this.stopped) return;
+    this.nextAt = new Date(this.opts.now().getTime() + ms);
+    this.armUntil(this.nextAt);
+  }
+
+  private armUntil(at: Date): void {
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    const delay = Math.max(1000, at.getTime() - this.opts.now().getTime());
+    const step = Math.min(delay, MAX_TIMER_MS);
+    this.timer = this.timers.setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopped) return;
+      if (step < delay) this.armUntil(at);
+      else void this.run();
+    }, step);
+  }
+
+  /** Cancels the next run, waits up to `graceMs` for one in progress, and closes the ACM clients. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.running) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([this.running, new Promise((r) => (t = setTimeout(r, graceMs)))]);
+      clearTimeout(t);
+    }
+    for (const c of this.clients.splice(0)) c.destroy();
+  }
+}
+
+function auditAlert(f: Finding, at: Date): Alert {
+  return {
+    event: 'audit',
+    certificate: f.domain,
+    domains: [f.domain],
+    message: f.message,
+    hint: f.fix,
+    code: `ACM_AUDIT_${f.rule.toUpperCase().replaceAll('-', '_')}`,
+    at: at.toISOString(),
+    audit: { arn: f.arn, region: f.region, rule: f.rule, severity: f.severity, inUseBy: f.inUseBy },
+  };
+}
