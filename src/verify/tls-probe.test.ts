@@ -79,10 +79,53 @@ describe('tls probe', () => {
       cert: { name: 'w', domains: ['*.w.certkeeper.test', 'w.certkeeper.test'], serial: wild.serial },
       target: { host: '127.0.0.1', port },
       timeoutMs: 2000,
+      settleMs: 0,
       logger: silentLogger,
     });
     expect(r.attempts).toBe(1);
     expect(snisSeen.sort()).toEqual(['certkeeper-verify.w.certkeeper.test', 'w.certkeeper.test']);
+  });
+
+  it('keeps checking every name until the new serial has been served without a miss for the settle period', async () => {
+    // Like an nginx reload: new and old workers both accept for a moment, so answers alternate before they settle.
+    const fresh = await createSelfSigned({ commonName: 's', altNames: ['s.certkeeper.test'], days: 1 });
+    const old = await createSelfSigned({ commonName: 's', altNames: ['s.certkeeper.test'], days: 1 });
+    const answers = ['new', 'old', 'new', 'new', 'old', 'new'];
+    const ctxOf = (c: { certPem: string; keyPem: string }) =>
+      createSecureContext({ cert: c.certPem, key: c.keyPem });
+    const contexts = { new: ctxOf(fresh), old: ctxOf(old) };
+    let handshakes = 0;
+    const flip = createServer({
+      cert: old.certPem,
+      key: old.keyPem,
+      SNICallback: (_name, cb) => {
+        const which = answers[handshakes++] ?? 'new';
+        cb(null, contexts[which === 'new' ? 'new' : 'old']);
+      },
+    });
+    flip.on('secureConnection', (s) => s.end());
+    await new Promise<void>((r) => flip.listen(0, '127.0.0.1', r));
+    try {
+      const r = await verifyServedCertificate({
+        cert: {
+          name: 's',
+          domains: ['s.certkeeper.test', 't.certkeeper.test'],
+          serial: certInfo(fresh.certPem).serial,
+        },
+        target: { host: '127.0.0.1', port: (flip.address() as AddressInfo).port },
+        timeoutMs: 3000,
+        intervalMs: 50,
+        settleMs: 300,
+        logger: silentLogger,
+      });
+      // Round 1 misses t, round 2 is clean, round 3 misses s again (which resets the settle period): the clean run
+      // starts at round 4 and must then last 300 ms.
+      expect(r.attempts).toBeGreaterThanOrEqual(5);
+      expect(r.stableMs).toBeGreaterThanOrEqual(300);
+      expect(handshakes).toBe(2 * r.attempts);
+    } finally {
+      await new Promise((r) => flip.close(r));
+    }
   });
 
   it('reports "renewed but not deployed" with the served and the expected serial, after bounded retries', async () => {

@@ -107,6 +107,13 @@ export interface VerifyServedOptions {
   timeoutMs: number;
   /** Pause between rounds. */
   intervalMs?: number;
+  /**
+   * How long every name must keep answering the new serial, round after round, before it counts as served
+   * (default 1000 ms, at most half of timeoutMs). On a reload nginx starts the new workers, waits 100 ms, and
+   * only then tells the old ones to stop accepting: for that moment both generations take connections, so one
+   * answer with the new serial proves nothing about the next connection.
+   */
+  settleMs?: number;
   logger: Logger;
   signal?: AbortSignal;
 }
@@ -116,28 +123,40 @@ export interface VerifyServedResult {
   address: string;
   /** SNI → serial served (the last one seen). */
   served: Record<string, string>;
+  /** Rounds (one handshake per name each). */
   attempts: number;
+  /** How long every name had answered the new serial without a miss when verify returned. */
+  stableMs: number;
 }
 
+export const DEFAULT_SETTLE_MS = 1000;
+
 /**
- * Retries until every domain's SNI is answered with `cert.serial`, or until timeoutMs (bounded in time and in
- * attempts). Throws CertkeeperError('verify') with what is served instead.
+ * Retries until every domain's SNI is answered with `cert.serial` in consecutive rounds for settleMs, or until
+ * timeoutMs (bounded in time and in attempts). A wrong answer in between starts the settle period again. Throws
+ * CertkeeperError('verify') with what is served instead.
  */
 export async function verifyServedCertificate(opts: VerifyServedOptions): Promise<VerifyServedResult> {
   const { cert, target, logger } = opts;
   const address = formatAddress(target);
   const interval = opts.intervalMs ?? 250;
+  const settleMs = Math.max(0, Math.min(opts.settleMs ?? DEFAULT_SETTLE_MS, opts.timeoutMs / 2));
   const deadline = Date.now() + opts.timeoutMs;
-  const maxAttempts = Math.max(1, Math.ceil(opts.timeoutMs / interval) + 1);
+  const maxAttempts = Math.max(1, Math.ceil(opts.timeoutMs / interval) + 2);
   const snis = [...new Set(cert.domains.map(sniFor))];
   const served: Record<string, string> = {};
   const failures: Record<string, string> = {};
   let attempts = 0;
   let pending = snis;
-  while (pending.length > 0 && attempts < maxAttempts) {
+  /** Start of the first round of the current run of clean rounds (every name right), if any. */
+  let cleanSince: number | undefined;
+  let stableMs = 0;
+  while (attempts < maxAttempts) {
     attempts++;
+    const roundStart = Date.now();
     const still: string[] = [];
-    for (const sni of pending) {
+    // Every round asks for every name: a name that was right once can still be answered by an old worker.
+    for (const sni of snis) {
       const perTry = Math.max(500, Math.min(3000, deadline - Date.now()));
       try {
         const got = await probeServedCertificate(target, sni, perTry);
@@ -150,16 +169,33 @@ export async function verifyServedCertificate(opts: VerifyServedOptions): Promis
       }
     }
     pending = still;
-    if (pending.length === 0 || Date.now() + interval > deadline || opts.signal?.aborted) break;
+    if (pending.length > 0) {
+      cleanSince = undefined;
+      stableMs = 0;
+    } else {
+      cleanSince ??= roundStart;
+      stableMs = Date.now() - cleanSince;
+      if (stableMs >= settleMs) break;
+    }
+    if (Date.now() + interval > deadline || opts.signal?.aborted) break;
     await new Promise((r) => setTimeout(r, interval));
   }
   if (pending.length === 0) {
-    logger.debug({ cert: cert.name, address, attempts, serial: cert.serial }, 'served certificate verified');
-    return { address, served, attempts };
+    if (stableMs < settleMs) {
+      logger.warn(
+        { cert: cert.name, address, attempts, stableMs, settleMs },
+        'served certificate right at the deadline, but not yet for the whole settle period',
+      );
+    }
+    logger.debug(
+      { cert: cert.name, address, attempts, stableMs, serial: cert.serial },
+      'served certificate verified',
+    );
+    return { address, served, attempts, stableMs };
   }
   const sni = pending[0]!;
   const domain = cert.domains.find((d) => sniFor(d) === sni);
-  if (failures[sni] !== undefined && served[sni] === undefined) {
+  if (failures[sni] !== undefined) {
     throw new CertkeeperError(
       'verify',
       `renewed but not deployed: cannot check what ${address} serves for ${sni}: ${failures[sni]}`,

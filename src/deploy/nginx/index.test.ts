@@ -71,7 +71,7 @@ describe('nginx deploy schema', () => {
       reload: 'signal',
       testConfig: true,
       timeoutSeconds: 30,
-      verify: { enabled: true, timeoutSeconds: 10 },
+      verify: { enabled: true, timeoutSeconds: 10, settleSeconds: 1 },
     });
   });
 

@@ -116,6 +116,7 @@ export function create(config: NginxDeployConfig, deps: NginxDeployerDeps): Depl
         cert,
         target: address,
         timeoutMs: config.verify.timeoutSeconds * 1000,
+        settleMs: config.verify.settleSeconds * 1000,
         logger: log,
         signal: ctx.signal,
       });

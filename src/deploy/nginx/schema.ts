@@ -46,8 +46,13 @@ export const nginxDeploySchema = z
           .optional(),
         /** How long to keep retrying until the new serial is served. */
         timeoutSeconds: z.number().positive().max(300).default(10),
+        /**
+         * How long every name must keep answering the new serial before it counts as served: right after a
+         * reload, old nginx workers still take connections for a moment. At most half of timeoutSeconds.
+         */
+        settleSeconds: z.number().min(0).max(60).default(1),
       })
-      .default({ enabled: true, timeoutSeconds: 10 }),
+      .default({ enabled: true, timeoutSeconds: 10, settleSeconds: 1 }),
   })
   .superRefine((v, ctx) => {
     const modes = (['docker', 'signal', 'command'] as const).filter((k) => v[k] !== undefined);
