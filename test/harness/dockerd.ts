@@ -243,3 +243,63 @@ export async function buildNginxImage(d: DockerdHandle, tag = NGINX_IMAGE): Prom
     await fs.rm(root, { recursive: true, force: true });
   }
 }
+
+// ------------------------------------------------------------------------------------------- node base image
+
+/** The tag docker/Dockerfile builds FROM; an imported image with this tag lets `docker build` run offline. */
+export const NODE_BASE_IMAGE = 'node:22-bookworm-slim';
+
+/** What docker/Dockerfile's RUN lines call besides node (the real slim image has all of Debian's coreutils). */
+const BASE_TOOLS = ['/bin/sh', '/bin/mv', '/bin/rm', '/bin/chmod', '/bin/mkdir', '/bin/chown', '/bin/ln'];
+
+/**
+ * Stands in for `node:22-bookworm-slim` without a registry: `docker import` of a rootfs holding `nodeBin` as
+ * /usr/local/bin/node (where the official image has it), the few tools the Dockerfile's RUN lines use, the shared
+ * libraries all of them link (ldd), /etc/passwd and /etc/group with the `node` user (uid/gid 1000), and /tmp.
+ */
+export async function buildNodeBaseImage(
+  d: DockerdHandle,
+  nodeBin: string,
+  tag = NODE_BASE_IMAGE,
+): Promise<string> {
+  requireBinaries(nodeBin, '/usr/bin/ldd', '/usr/bin/tar', ...BASE_TOOLS);
+  const root = await fs.mkdtemp(join(d.dir, 'noderoot-'));
+  try {
+    const files = new Map<string, string>([[nodeBin, '/usr/local/bin/node']]);
+    for (const t of BASE_TOOLS) files.set(t, t);
+    for (const bin of [nodeBin, ...BASE_TOOLS]) {
+      const { stdout } = await run('/usr/bin/ldd', [bin]);
+      for (const m of stdout.matchAll(/(\/\S+\.so[^\s]*)/g)) files.set(m[1]!, m[1]!);
+    }
+    for (const [from, to] of files) {
+      const dest = join(root, to);
+      await fs.mkdir(dirname(dest), { recursive: true });
+      await fs.copyFile(await fs.realpath(from), dest);
+      await fs.chmod(dest, (await fs.stat(from)).mode & 0o777);
+    }
+    for (const dir of ['tmp', 'root', 'home/node', 'dev', 'proc', 'sys', 'etc']) {
+      await fs.mkdir(join(root, dir), { recursive: true });
+    }
+    await fs.chmod(join(root, 'tmp'), 0o1777);
+    await fs.writeFile(
+      join(root, 'etc/passwd'),
+      'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+    );
+    await fs.writeFile(join(root, 'etc/group'), 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n');
+    const tarball = join(d.dir, 'node-rootfs.tar');
+    await run('/usr/bin/tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
+    await d.cli([
+      'import',
+      '--change',
+      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      '--change',
+      'CMD ["node"]',
+      tarball,
+      tag,
+    ]);
+    await fs.rm(tarball, { force: true });
+    return tag;
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * Builds the certkeeper image from docker/Dockerfile in a PRIVATE dockerd, with no registry, and runs it against
+ * Pebble. What stands in for the network: the base `node:22-bookworm-slim` is a `docker import` of a Node binary,
+ * the few tools the RUN lines use and their libraries (buildNodeBaseImage); the build stage gets `--build-arg
+ * PREBUILT=1` and a context whose prebuilt/ holds dist/ compiled here and the production node_modules copied from
+ * this checkout (the dependencies package-lock.json does not mark dev). Everything after the build stage — the
+ * runtime stage, user, entrypoint, HEALTHCHECK, NODE_OPTIONS — is the Dockerfile as users build it.
+ *
+ * Node in the image: $CERTKEEPER_NODE22 (a Node 22 binary; CI: `npm install --prefix DIR node@22`, binary at
+ * DIR/node_modules/node/bin/node), else the Node running this test.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fs, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certInfo } from '../src/crypto/pem.js';
+import { CertStore } from '../src/store/store.js';
+import { buildNodeBaseImage, type DockerdHandle, NODE_BASE_IMAGE, startDockerd } from './harness/dockerd.js';
+import {
+  type NginxHandle,
+  type PebbleHandle,
+  startNginx,
+  startPebble,
+  verifyChain,
+} from './harness/index.js';
+
+const run = promisify(execFile);
+const REPO = resolve(import.meta.dirname, '..');
+const IMAGE = 'certkeeper-test/certkeeper:local';
+const DOMAIN = 'image.certkeeper.test';
+const NODE_BIN = process.env.CERTKEEPER_NODE22 || process.execPath;
+const VERSION = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version as string;
+
+let dockerd: DockerdHandle;
+let pebble: PebbleHandle;
+let nginx: NginxHandle;
+let work: string;
+let webroot: string;
+let buildLog = '';
+const timings: Record<string, number> = {};
+
+async function timed<T>(label: string, f: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  try {
+    return await f();
+  } finally {
+    timings[label] = Date.now() - t0;
+  }
+}
+
+/** The production dependency folders package-lock.json lists (not dev), as installed in this checkout. */
+function productionPackages(): string[] {
+  const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean }>;
+  };
+  return (
+    Object.entries(lock.packages)
+      // Top-level folders only: cp copies each with its nested node_modules.
+      .filter(([path, p]) => /^node_modules\/(@[^/]+\/)?[^/@][^/]*$/.test(path) && !p.dev)
+      .map(([path]) => path)
+  );
+}
+
+/** The build context: what docker/Dockerfile.dockerignore lets through, plus prebuilt/{dist,node_modules}. */
+async function makeContext(ctx: string): Promise<void> {
+  for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
+    await fs.copyFile(join(REPO, f), join(ctx, f));
+  }
+  await fs.cp(join(REPO, 'src'), join(ctx, 'src'), {
+    recursive: true,
+    filter: (p) => !p.endsWith('.test.ts'),
+  });
+  const pre = join(ctx, 'prebuilt');
+  await fs.mkdir(pre);
+  const compile = timed('tsc', () =>
+    run(join(REPO, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json', '--outDir', join(pre, 'dist')], {
+      cwd: REPO,
+      timeout: 60_000,
+    }),
+  );
+  // Hard links (same file system), one cp for all: a few hundred ms instead of seconds of fs.cp.
+  const copy = timed('copy node_modules', async () => {
+    const present: string[] = [];
+    for (const path of productionPackages()) {
+      // Optional packages for other platforms are in the lock but not installed here.
+      if (await fs.stat(join(REPO, path)).catch(() => undefined)) present.push(path);
+    }
+    await run('/bin/cp', ['-al', '--parents', ...present, pre], { cwd: REPO, timeout: 60_000 });
+  });
+  await Promise.all([compile, copy]);
+}
+
+async function runImage(args: string[], opts: { entrypoint?: string } = {}) {
+  try {
+    const { stdout, stderr } = await run(
+      '/usr/bin/docker',
+      [
+        '-H',
+        dockerd.host,
+        'run',
+        '--rm',
+        '--network',
+        'host',
+        ...(opts.entrypoint ? ['--entrypoint', opts.entrypoint] : []),
+        ...args,
+      ],
+      {
+        timeout: 60_000,
+        env: { PATH: '/usr/bin:/bin', HOME: dockerd.dir, DOCKER_CONFIG: join(dockerd.dir, 'cli') },
+      },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+beforeAll(async () => {
+  const t0 = Date.now();
+  work = await fs.mkdtemp(join(tmpdir(), 'ck-image-'));
+  await fs.chmod(work, 0o755);
+  const ctx = join(work, 'context');
+  await fs.mkdir(ctx);
+  webroot = join(work, 'www');
+  await fs.mkdir(webroot);
+  const nginxStarted = startNginx({ webroot });
+  const dockerdStarted = timed('dockerd', () => startDockerd());
+  const base = dockerdStarted.then((d) => timed('import base', () => buildNodeBaseImage(d, NODE_BIN)));
+  await makeContext(ctx);
+  [dockerd, nginx] = await Promise.all([dockerdStarted, nginxStarted]);
+  pebble = await startPebble({ httpPort: nginx.httpPort });
+  await base;
+  buildLog = await timed('docker build', () =>
+    dockerd.cli(
+      ['build', '--build-arg', 'PREBUILT=1', '-f', join(REPO, 'docker/Dockerfile'), '-t', IMAGE, ctx],
+      { timeoutMs: 120_000 },
+    ),
+  );
+  timings.total = Date.now() - t0;
+  const driver = (await dockerd.cli(['info', '--format', '{{.Driver}}'])).trim();
+  console.log(
+    `docker image test setup (ms): ${JSON.stringify(timings)}; node in the image: ${NODE_BIN}; storage driver ${driver}`,
+  );
+}, 150_000);
+
+afterAll(async () => {
+  await Promise.all([dockerd?.stop(), pebble?.stop(), nginx?.stop()]);
+  if (work) await fs.rm(work, { recursive: true, force: true });
+}, 60_000);
+
+describe('the certkeeper image, built offline from docker/Dockerfile', () => {
+  it('builds; runs as the unprivileged node user with the HEALTHCHECK and NODE_OPTIONS the Dockerfile sets', async () => {
+    expect(buildLog).toMatch(/Successfully (built|tagged)/);
+    const [info] = JSON.parse(await dockerd.cli(['image', 'inspect', IMAGE])) as Array<{
+      Config: {
+        User: string;
+        Entrypoint: string[];
+        Cmd: string[];
+        Env: string[];
+        Healthcheck?: { Test: string[] };
+      };
+    }>;
+    expect(info!.Config.User).toBe('node');
+    expect(info!.Config.Entrypoint).toEqual(['node', '/app/dist/cli/main.js']);
+    expect(info!.Config.Cmd).toEqual(['run']);
+    expect(info!.Config.Env).toContain('NODE_OPTIONS=--max-semi-space-size=1');
+    const test = info!.Config.Healthcheck?.Test ?? [];
+    expect(test[0]).toBe('CMD');
+    expect(test.join(' ')).toContain('http://127.0.0.1:8080/readyz');
+
+    // The health check command itself runs in the image: with no daemon listening it says "unhealthy" (exit 1),
+    // not "command not found" (127) or a crash.
+    const health = await runImage([IMAGE, ...test.slice(2)], { entrypoint: test[1]! });
+    expect(health).toMatchObject({ code: 1, stderr: '' });
+  });
+
+  it('`certkeeper --version` works in the image, on the Node it ships', async () => {
+    const v = await runImage([IMAGE, '--version']);
+    expect(v.stderr).toBe('');
+    expect(v).toMatchObject({ code: 0 });
+    expect(v.stdout.trim()).toBe(VERSION);
+    const node = await runImage([IMAGE, '--version'], { entrypoint: 'node' });
+    const expected = (await run(NODE_BIN, ['--version'])).stdout.trim();
+    expect(node.stdout.trim()).toBe(expected);
+  });
+
+  it('`certkeeper renew` in the container, as uid 1000, issues from Pebble into the mounted /etc/letsencrypt', async () => {
+    const conf = join(work, 'conf');
+    const storage = join(work, 'letsencrypt');
+    await fs.mkdir(conf);
+    await fs.mkdir(storage);
+    await fs.copyFile(pebble.caBundlePath, join(conf, 'pebble-ca.pem'));
+    await fs.writeFile(
+      join(conf, 'certkeeper.yml'),
+      [
+        'acme:',
+        `  directoryUrl: ${pebble.directoryUrl}`,
+        `  email: ops@${DOMAIN}`,
+        '  caBundle: /etc/certkeeper/pebble-ca.pem',
+        'storage:',
+        '  path: /etc/letsencrypt',
+        `selfCheck: { httpPort: ${nginx.httpPort}, resolvers: ["${pebble.dnsServer}"], timeoutSeconds: 3 }`,
+        'certificates:',
+        `  - name: ${DOMAIN}`,
+        `    domains: ["${DOMAIN}"]`,
+        '    challenge: { type: http-01, webroot: /var/www/certbot }',
+        '',
+      ].join('\n'),
+    );
+    // A fresh data folder handed to the image's default user, as the README says (chown -R 1000:1000).
+    await fs.chown(storage, 1000, 1000);
+    await fs.chown(webroot, 1000, 1000);
+
+    const r = await timed('renew in container', () =>
+      runImage([
+        '-v',
+        `${conf}:/etc/certkeeper:ro`,
+        '-v',
+        `${storage}:/etc/letsencrypt`,
+        '-v',
+        `${webroot}:/var/www/certbot`,
+        IMAGE,
+        'renew',
+      ]),
+    );
+    expect(r.stderr + r.stdout).not.toMatch(/EACCES|permission denied/i);
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+
+    const live = await new CertStore(storage).current(DOMAIN);
+    expect(live?.placeholder).toBeFalsy();
+    expect(certInfo(live!.certPem).issuer).toMatch(/Pebble/i);
+    expect(verifyChain(live!.fullchainPem, await pebble.rootPem())).toBe(true);
+    // Written by the container's user, not by root.
+    const key = await fs.stat(join(storage, 'live', DOMAIN, 'privkey.pem'));
+    expect(key.uid).toBe(1000);
+    expect(key.mode & 0o777).toBe(0o600);
+    console.log(`renew in container: ${timings['renew in container']} ms`);
+  });
+});
