@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certInfo } from '../src/crypto/pem.js';
 import { CertStore } from '../src/store/store.js';
-import { buildNodeBaseImage, type DockerdHandle, NODE_BASE_IMAGE, startDockerd } from './harness/dockerd.js';
+import { buildNodeBaseImage, type DockerdHandle, startDockerd } from './harness/dockerd.js';
 import {
   type NginxHandle,
   type PebbleHandle,
