@@ -1,5 +1,7 @@
 /**
  * Daemon benchmark:
+ *   cliIdleRssMb — the same for `certkeeper run` started as users start it (bundled CLI entry, YAML configuration,
+ *                 JSON logs, ARI on, no forced GC): what a container actually holds. Default and tuned V8/glibc settings.
  *   idleRssMb   — resident memory of a daemon process (API listening, schedule armed) with 1,000 certificates in
  *                 the store, after its start-up check. Measured in a child process running plain JavaScript (this
  *                 file bundled by esbuild, as `npm run build` output would run), not under the tsx loader, whose
@@ -29,6 +31,12 @@ export interface DaemonBench {
   idleRssMb: number;
   /** The same with NODE_OPTIONS=--max-semi-space-size=1 (V8 keeps less young-generation memory resident). */
   idleRssMbSmallYoungGen: number;
+  /**
+   * `certkeeper run` as users start it (bundled CLI, YAML file, real logger, ARI on, no forced GC), VmRSS one second
+   * after the API listens; `tuned` adds NODE_OPTIONS=--max-semi-space-size=1 and MALLOC_ARENA_MAX=2 (Dockerfile).
+   */
+  cliIdleRssMb?: number;
+  cliIdleRssMbTuned?: number;
   dueCheckMs: number;
   reloadMs: number;
   loadMs: number;
@@ -39,7 +47,7 @@ export interface DaemonBench {
 
 const name = (i: number) => `site-${String(i).padStart(5, '0')}`;
 
-async function seed(root: string, n: number): Promise<void> {
+export async function seed(root: string, n: number): Promise<void> {
   // loaded here only, so the daemon child does not carry the x509 library the real daemon does not load
   const { createSelfSigned } = await import('../src/crypto/selfsigned.js');
   const { certPem, keyPem } = await createSelfSigned({
@@ -84,40 +92,58 @@ async function seed(root: string, n: number): Promise<void> {
 }
 
 function configFor(root: string, n: number): Config {
-  return parseConfig({
+  return parseConfig(configInput(root, n));
+}
+
+function configInput(root: string, n: number) {
+  return {
     acme: { directoryUrl: 'http://127.0.0.1:9/directory' },
     storage: { path: root },
     server: { listen: '127.0.0.1:0' },
     certificates: Array.from({ length: n }, (_, i) => ({
       name: name(i),
       domains: [`${name(i)}.certkeeper.test`],
-      challenge: { type: 'http-01', webroot: join(root, 'www') },
+      challenge: { type: 'http-01' as const, webroot: join(root, 'www') },
     })),
-  });
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Child mode: run the daemon over `root` and print its idle RSS. */
 async function child(root: string, n: number): Promise<void> {
-  const trace = (what: string) => {
-    if (process.env.BENCH_TRACE) {
-      (globalThis as { gc?: () => void }).gc?.();
-      const m = process.memoryUsage();
-      process.stderr.write(
-        `${what}: rss ${(m.rss / 1048576).toFixed(1)} heap ${(m.heapUsed / 1048576).toFixed(1)} ext ${(m.external / 1048576).toFixed(1)}\n`,
-      );
-    }
+  const trace = async (what: string) => {
+    if (!process.env.BENCH_TRACE) return;
+    (globalThis as { gc?: () => void }).gc?.();
+    const [v8, { readFileSync }] = await Promise.all([import('node:v8'), import('node:fs')]);
+    const mb = (n: number) => (n / 1048576).toFixed(1);
+    const m = process.memoryUsage();
+    const spaces = v8
+      .getHeapSpaceStatistics()
+      .filter((x) => x.space_size > 0)
+      .map((x) => `${x.space_name.replace('_space', '')} ${mb(x.space_size)}/${mb(x.space_used_size)}`)
+      .join(', ');
+    const smaps = readFileSync('/proc/self/smaps_rollup', 'utf8')
+      .split('\n')
+      .filter((l) => /^(Shared_Clean|Private_Dirty)/.test(l))
+      .map((l) => l.replace(/\s+/g, ' '))
+      .join(', ');
+    process.stderr.write(
+      `${what}: rss ${mb(m.rss)} heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} ext ${mb(m.external)} | ${spaces} | ${smaps}\n`,
+    );
   };
-  trace('imports');
-  const daemon = createDaemon(configFor(root, n), { logger: silentLogger, ari: false });
-  trace('created');
+  await trace('imports');
+  const config = configFor(root, n);
+  await trace('config parsed');
+  const daemon = createDaemon(config, { logger: silentLogger, ari: false });
+  await trace('created');
   await daemon.start();
-  trace('started');
+  await trace('started');
   await daemon.listen();
-  trace('listening');
+  await trace('listening');
   await daemon.queue.idle();
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, Number(process.env.BENCH_IDLE_MS || 500)));
+  await trace('idle');
   (globalThis as { gc?: () => void }).gc?.();
   await new Promise((r) => setTimeout(r, 200));
   const rss = process.memoryUsage().rss;
@@ -126,13 +152,13 @@ async function child(root: string, n: number): Promise<void> {
 }
 
 /** Bundles this file to plain ESM beside node_modules (so packages resolve), or undefined without esbuild. */
-async function bundleSelf(): Promise<string | undefined> {
+export async function bundleSelf(): Promise<string | undefined> {
   const self = fileURLToPath(import.meta.url);
   const outdir = join(dirname(self), '..', 'node_modules', '.cache', 'certkeeper-bench');
   try {
     const esbuild = (await import('esbuild')) as typeof import('esbuild');
     await esbuild.build({
-      entryPoints: [self],
+      entryPoints: [self, join(dirname(self), '..', 'src', 'cli', 'main.ts')],
       bundle: true,
       platform: 'node',
       format: 'esm',
@@ -161,7 +187,12 @@ async function idleRss(
     : ['--expose-gc', ...nodeFlags, '--import', 'tsx', fileURLToPath(import.meta.url)];
   const p = spawn(process.execPath, [...args, '--child', root, String(n)], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'silent', BENCH_TRACE: process.env.BENCH_TRACE ?? '' },
+    env: {
+      PATH: process.env.PATH,
+      LOG_LEVEL: 'silent',
+      BENCH_TRACE: process.env.BENCH_TRACE ?? '',
+      BENCH_IDLE_MS: process.env.BENCH_IDLE_MS ?? '',
+    },
   });
   let out = '';
   p.stdout.on('data', (c: Buffer) => {
@@ -177,6 +208,49 @@ async function idleRss(
   return { mb: rss / 1024 / 1024, mode: bundled ? 'bundled' : 'tsx' };
 }
 
+/**
+ * `certkeeper run` exactly as users start it (the bundled CLI, a YAML configuration of `n` certificates, no forced
+ * GC): waits for "API on ..." in its log, lets it sit for a second, reads VmRSS from /proc, then stops it with SIGTERM.
+ */
+export async function cliIdleRss(
+  root: string,
+  n: number,
+  env: Record<string, string> = {},
+): Promise<number | undefined> {
+  const bundled = await bundleSelf();
+  if (!bundled || process.platform !== 'linux') return undefined;
+  const file = join(root, 'certkeeper.yml');
+  const input = configInput(root, n);
+  // YAML is a superset of JSON: the configuration file users would write, in its most compact spelling.
+  await fs.writeFile(file, JSON.stringify({ ...input, schedule: { cron: '0 3 * * *' } }));
+  const p = spawn(process.execPath, [join(dirname(bundled), 'main.js'), 'run', '-c', file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { PATH: process.env.PATH, LOG_FORMAT: 'json', ...env },
+  });
+  const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+  const exited = new Promise<number | null>((r) => p.once('exit', r));
+  try {
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      p.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('"api.listening"')) resolve();
+      });
+      void exited.then((code) => reject(new Error(`certkeeper run exited (${code}): ${out.slice(-2000)}`)));
+    });
+    if (out.includes('"event":"job.'))
+      throw new Error('the seeded store was due: the figure would include orders');
+    await new Promise((r) => setTimeout(r, 1000));
+    const status = await fs.readFile(`/proc/${p.pid}/status`, 'utf8');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+    return Math.round((kb / 1024) * 10) / 10;
+  } finally {
+    p.kill('SIGTERM');
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
 export async function benchDaemon(
   opts: { idleCerts?: number; dueCerts?: number } = {},
 ): Promise<DaemonBench> {
@@ -188,6 +262,11 @@ export async function benchDaemon(
     await seed(small, idleCerts);
     const idle = await idleRss(small, idleCerts);
     const idleSmall = await idleRss(small, idleCerts, ['--max-semi-space-size=1']);
+    const cli = await cliIdleRss(small, idleCerts);
+    const cliTuned = await cliIdleRss(small, idleCerts, {
+      NODE_OPTIONS: '--max-semi-space-size=1',
+      MALLOC_ARENA_MAX: '2',
+    });
 
     const big = join(root, 'big');
     await seed(big, dueCerts);
@@ -212,6 +291,8 @@ export async function benchDaemon(
     return {
       idleRssMb: Math.round(idle.mb * 10) / 10,
       idleRssMbSmallYoungGen: Math.round(idleSmall.mb * 10) / 10,
+      cliIdleRssMb: cli,
+      cliIdleRssMbTuned: cliTuned,
       dueCheckMs: Math.round(median(passes) * 10) / 10,
       reloadMs: Math.round(median(reloads)),
       loadMs: Math.round(loadMs),
