@@ -1,10 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { type Account, ensureAccount } from './acme/account.js';
+import type { Account } from './acme/account.js';
 import { ariCertId } from './acme/ari-id.js';
-import { configureAcmeHttp } from './acme/http.js';
-import { orderCertificate } from './acme/order.js';
-import { createSolver } from './challenges/index.js';
 import type { CertificateConfig, Config } from './config/schema.js';
 import { createDeployer } from './deploy/index.js';
 import type { DeployResult, IssuedCertificate } from './deploy/types.js';
@@ -131,10 +128,12 @@ export async function renew(config: Config, opts: RenewOptions = {}): Promise<Re
 
   const directoryUrl = opts.dryRun ? dryRunDirectory(config) : config.acme.directoryUrl;
   const caBundlePem = config.acme.caBundle ? await readCaBundle(config.acme.caBundle) : undefined;
-  configureAcmeHttp({ caBundlePem });
   let account: Promise<Account> | undefined;
   const getAccount = () => {
-    account ??= ensureAccount(config.acme, config.storage.path, directoryUrl, logger.child({ jobId }));
+    account ??= loadAcme().then(({ configureAcmeHttp, ensureAccount }) => {
+      configureAcmeHttp({ caBundlePem });
+      return ensureAccount(config.acme, config.storage.path, directoryUrl, logger.child({ jobId }));
+    });
     return account;
   };
 
@@ -155,6 +154,25 @@ export async function renew(config: Config, opts: RenewOptions = {}): Promise<Re
     results,
     startedAt,
     finishedAt: now().toISOString(),
+  };
+}
+
+/**
+ * The ACME client, its HTTP stack and the challenge solvers load only when an order is actually placed: a run where
+ * nothing is due (most cron ticks, the daemon's start-up check) never pays for them, in time or in memory.
+ */
+async function loadAcme() {
+  const [account, http, order, challenges] = await Promise.all([
+    import('./acme/account.js'),
+    import('./acme/http.js'),
+    import('./acme/order.js'),
+    import('./challenges/index.js'),
+  ]);
+  return {
+    ensureAccount: account.ensureAccount,
+    configureAcmeHttp: http.configureAcmeHttp,
+    orderCertificate: order.orderCertificate,
+    createSolver: challenges.createSolver,
   };
 }
 
@@ -265,6 +283,7 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
     );
     c.emit({ type: 'obtaining', cert: name, plan });
     const account = await c.getAccount();
+    const { createSolver, orderCertificate } = await loadAcme();
     const solver = await createSolver(cert.challenge, { logger, selfCheck: config.selfCheck });
     // ARI (RFC 9773 §5): name the certificate this order replaces, when the CA told us a window for it.
     let replaces: string | undefined;

@@ -1,9 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import * as acme from 'acme-client';
+import { type AcmeRequestEvent, acmeEvents } from './events.js';
 
 /** An RFC 8555/7807 problem document as the CA sent it. */
 export interface AcmeProblem {
@@ -25,15 +25,7 @@ interface CallContext {
  */
 const calls = new AsyncLocalStorage<CallContext>();
 
-export interface AcmeRequestEvent {
-  endpoint: string;
-  method: string;
-  status: number;
-  durationMs: number;
-}
-
-/** Emits 'request' (AcmeRequestEvent) for every HTTP exchange with the CA: the daemon counts them as metrics. */
-export const acmeEvents = new EventEmitter();
+export { type AcmeRequestEvent, acmeEvents };
 
 const started = new WeakMap<object, number>();
 let installed = false;

@@ -6,15 +6,9 @@ import { CertStore } from '../store/store.js';
 import { ensureAccount } from './account.js';
 import { callAcme } from './errors.js';
 import { configureAcmeHttp } from './http.js';
+import { REVOCATION_REASONS, type RevocationReason } from './revocation-reasons.js';
 
-/** RFC 5280 CRLReason codes the CA accepts for revocation. */
-export const REVOCATION_REASONS = {
-  unspecified: 0,
-  keyCompromise: 1,
-  superseded: 4,
-  cessationOfOperation: 5,
-} as const;
-export type RevocationReason = keyof typeof REVOCATION_REASONS;
+export { REVOCATION_REASONS, type RevocationReason };
 
 /** Revokes the live certificate of `name` with the account's key and marks it so the next renew replaces it. */
 export async function revokeCertificate(

@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { REVOCATION_REASONS, type RevocationReason, revokeCertificate } from '../acme/revoke.js';
+import { REVOCATION_REASONS, type RevocationReason } from '../acme/revocation-reasons.js';
 import { configPath, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type CertResult, renew } from '../renew.js';
+import type { CertResult } from '../renew.js';
 import { acmCommand } from './acm.js';
 import { makeLogger } from './logger.js';
 import { runCommand } from './run.js';
 import { collectStatus, formatStatusTable } from './status.js';
 
 const VERSION = '0.1.0';
+// Command implementations are imported inside their actions: `certkeeper run` must not carry the ACME client
+// in memory while idle, and `--help` or `status` should start fast.
 
 interface GlobalOpts {
   config?: string;
@@ -93,6 +95,7 @@ export function buildProgram(): Command {
         const { config } = load(cmd);
         const log = await logger(cmd);
         const t0 = Date.now();
+        const { renew } = await import('../renew.js');
         const report = await renew(config, {
           names,
           force: o.force,
@@ -169,6 +172,7 @@ export function buildProgram(): Command {
           hint: `configured names: ${config.certificates.map((c) => c.name).join(', ') || '(none)'}`,
         });
       }
+      const { revokeCertificate } = await import('../acme/revoke.js');
       const { serial } = await revokeCertificate(config, name, o.reason, await logger(cmd));
       process.stdout.write(`revoked ${name} serial ${serial}; run certkeeper renew ${name} to replace it\n`);
     });

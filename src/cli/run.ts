@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { configPath, loadConfig } from '../config/load.js';
 import { assertListenAllowed, parseListen, resolveToken } from '../daemon/auth.js';
-import { createDaemon } from '../daemon/daemon.js';
 import { CertkeeperError } from '../errors.js';
 import { makeLogger } from './logger.js';
 
@@ -42,6 +41,7 @@ export function runCommand(): Command {
       const token = await resolveToken(config.server, process.env);
       // Check the listen address first, so a refused address fails before any order is placed.
       assertListenAllowed(parseListen(o.listen ?? config.server.listen), token);
+      const { createDaemon } = await import('../daemon/daemon.js');
       const daemon = createDaemon(config, { logger, token, checkAtStart: o.checkAtStart });
 
       let signals = 0;

@@ -319,7 +319,10 @@ export class Daemon {
   private async runJob(job: Job, signal: AbortSignal) {
     // Loaded at the first job: an idle daemon does not carry the ACME client.
     this.pipelineLoaded = true;
-    const [{ renew }, { acmeEvents }] = await Promise.all([import('../renew.js'), import('../acme/http.js')]);
+    const [{ renew }, { acmeEvents }] = await Promise.all([
+      import('../renew.js'),
+      import('../acme/events.js'),
+    ]);
     this.metrics.attachAcme(acmeEvents);
     return renew(this.config, {
       names: job.names,

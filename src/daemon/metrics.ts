@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { AcmeRequestEvent } from '../acme/http.js';
+import type { AcmeRequestEvent } from '../acme/events.js';
 import type { CertEvent } from '../renew.js';
 import type { AcmAuditor } from './acm-audit.js';
 import type { StateCache } from './cache.js';
