@@ -1,6 +1,6 @@
 /**
  * Daemon benchmark:
- *   cliIdleRssMb — the same for `certkeeper run` started as users start it (bundled CLI entry, YAML configuration,
+ *   cliIdleRssMb — the same for `certkeeper run` started as users start it (`node dist/cli/main.js run`, YAML configuration,
  *                 JSON logs, ARI on, no forced GC): what a container actually holds. Default and tuned V8/glibc settings.
  *   idleRssMb   — resident memory of a daemon process (API listening, schedule armed) with 1,000 certificates in
  *                 the store, after its start-up check. Measured in a child process running plain JavaScript (this
@@ -37,6 +37,11 @@ export interface DaemonBench {
    */
   cliIdleRssMb?: number;
   cliIdleRssMbTuned?: number;
+  /**
+   * As the image runs it: docker/entrypoint.sh (V8 flags for `run`: no optimizing/baseline compiler, 1 MiB young
+   * generation, single-threaded GC) with the Dockerfile's NODE_OPTIONS and MALLOC_ARENA_MAX. The goal's figure.
+   */
+  cliIdleRssMbImage?: number;
   dueCheckMs: number;
   reloadMs: number;
   loadMs: number;
@@ -208,25 +213,53 @@ async function idleRss(
   return { mb: rss / 1024 / 1024, mode: bundled ? 'bundled' : 'tsx' };
 }
 
+let built: Promise<string> | undefined;
+/** `npm run build` once: dist/ is what the image and `npm install -g` run, lazy imports and all. */
+function builtCli(): Promise<string> {
+  built ??= new Promise((resolve, reject) => {
+    const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+    const b = spawn('npm', ['run', '--silent', 'build'], { cwd: repo, stdio: 'inherit' });
+    b.once('exit', (code) =>
+      code === 0
+        ? resolve(join(repo, 'dist', 'cli', 'main.js'))
+        : reject(new Error(`npm run build exited ${code}`)),
+    );
+  });
+  return built;
+}
+
 /**
- * `certkeeper run` exactly as users start it (the bundled CLI, a YAML configuration of `n` certificates, no forced
+ * `certkeeper run` exactly as users start it (`node dist/cli/main.js run`, the output of `npm run build`, a YAML configuration of `n` certificates, no forced
  * GC): waits for "API on ..." in its log, lets it sit for a second, reads VmRSS from /proc, then stops it with SIGTERM.
  */
 export async function cliIdleRss(
   root: string,
   n: number,
   env: Record<string, string> = {},
+  viaEntrypoint = false,
 ): Promise<number | undefined> {
-  const bundled = await bundleSelf();
-  if (!bundled || process.platform !== 'linux') return undefined;
+  if (process.platform !== 'linux') return undefined;
+  const main = await builtCli();
   const file = join(root, 'certkeeper.yml');
   const input = configInput(root, n);
   // YAML is a superset of JSON: the configuration file users would write, in its most compact spelling.
   await fs.writeFile(file, JSON.stringify({ ...input, schedule: { cron: '0 3 * * *' } }));
-  const p = spawn(process.execPath, [join(dirname(bundled), 'main.js'), 'run', '-c', file], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { PATH: process.env.PATH, LOG_FORMAT: 'json', ...env },
-  });
+  const entrypoint = join(dirname(fileURLToPath(import.meta.url)), '..', 'docker', 'entrypoint.sh');
+  const p = viaEntrypoint
+    ? // exec's into node, so the pid is node's
+      spawn('/bin/sh', [entrypoint, 'run', '-c', file], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: {
+          PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
+          LOG_FORMAT: 'json',
+          CERTKEEPER_MAIN: main,
+          ...env,
+        },
+      })
+    : spawn(process.execPath, [main, 'run', '-c', file], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { PATH: process.env.PATH, LOG_FORMAT: 'json', ...env },
+      });
   const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
   const exited = new Promise<number | null>((r) => p.once('exit', r));
   try {
@@ -263,10 +296,9 @@ export async function benchDaemon(
     const idle = await idleRss(small, idleCerts);
     const idleSmall = await idleRss(small, idleCerts, ['--max-semi-space-size=1']);
     const cli = await cliIdleRss(small, idleCerts);
-    const cliTuned = await cliIdleRss(small, idleCerts, {
-      NODE_OPTIONS: '--max-semi-space-size=1',
-      MALLOC_ARENA_MAX: '2',
-    });
+    const imageEnv = { NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_ARENA_MAX: '2' };
+    const cliTuned = await cliIdleRss(small, idleCerts, imageEnv);
+    const cliImage = await cliIdleRss(small, idleCerts, imageEnv, true);
 
     const big = join(root, 'big');
     await seed(big, dueCerts);
@@ -293,6 +325,7 @@ export async function benchDaemon(
       idleRssMbSmallYoungGen: Math.round(idleSmall.mb * 10) / 10,
       cliIdleRssMb: cli,
       cliIdleRssMbTuned: cliTuned,
+      cliIdleRssMbImage: cliImage,
       dueCheckMs: Math.round(median(passes) * 10) / 10,
       reloadMs: Math.round(median(reloads)),
       loadMs: Math.round(loadMs),

@@ -19,8 +19,11 @@ import { certInfo } from '../src/crypto/pem.js';
 import { CertStore } from '../src/store/store.js';
 import { buildNodeBaseImage, type DockerdHandle, startDockerd } from './harness/dockerd.js';
 import {
+  freePort,
   type NginxHandle,
   type PebbleHandle,
+  pollUntil,
+  simpleRequest,
   startNginx,
   startPebble,
   verifyChain,
@@ -68,6 +71,8 @@ async function makeContext(ctx: string): Promise<void> {
   for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
     await fs.copyFile(join(REPO, f), join(ctx, f));
   }
+  await fs.mkdir(join(ctx, 'docker'));
+  await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
   await fs.cp(join(REPO, 'src'), join(ctx, 'src'), {
     recursive: true,
     filter: (p) => !p.endsWith('.test.ts'),
@@ -172,9 +177,10 @@ describe('the certkeeper image, built offline from docker/Dockerfile', () => {
       };
     }>;
     expect(info!.Config.User).toBe('node');
-    expect(info!.Config.Entrypoint).toEqual(['node', '/app/dist/cli/main.js']);
+    expect(info!.Config.Entrypoint).toEqual(['certkeeper-entrypoint']);
     expect(info!.Config.Cmd).toEqual(['run']);
     expect(info!.Config.Env).toContain('NODE_OPTIONS=--max-semi-space-size=1');
+    expect(info!.Config.Env).toContain('MALLOC_ARENA_MAX=2');
     const test = info!.Config.Healthcheck?.Test ?? [];
     expect(test[0]).toBe('CMD');
     expect(test.join(' ')).toContain('http://127.0.0.1:8080/readyz');
@@ -246,5 +252,48 @@ describe('the certkeeper image, built offline from docker/Dockerfile', () => {
     expect(key.uid).toBe(1000);
     expect(key.mode & 0o777).toBe(0o600);
     console.log(`renew in container: ${timings['renew in container']} ms`);
+  });
+
+  it('the default command `run` starts the daemon through the entrypoint with its low-memory V8 flags', async () => {
+    const port = await freePort();
+    const docker = (args: string[]) =>
+      run('/usr/bin/docker', ['-H', dockerd.host, ...args], {
+        timeout: 30_000,
+        env: { PATH: '/usr/bin:/bin', HOME: dockerd.dir, DOCKER_CONFIG: join(dockerd.dir, 'cli') },
+      });
+    const id = (
+      await docker([
+        'run',
+        '-d',
+        '--network',
+        'host',
+        '-v',
+        `${join(work, 'conf')}:/etc/certkeeper:ro`,
+        '-v',
+        `${join(work, 'letsencrypt')}:/etc/letsencrypt`,
+        '-v',
+        `${webroot}:/var/www/certbot`,
+        IMAGE,
+        'run',
+        '--listen',
+        `127.0.0.1:${port}`,
+      ])
+    ).stdout.trim();
+    try {
+      const healthy = await pollUntil(
+        async () =>
+          (await simpleRequest(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200,
+        { attempts: 100, intervalMs: 100 },
+      );
+      expect(healthy, String((await docker(['logs', id]).catch((e: { stderr?: string }) => e)).stderr)).toBe(
+        true,
+      );
+      const top = (await docker(['top', id, '-o', 'pid,args'])).stdout;
+      expect(top).toMatch(
+        /node --max-semi-space-size=1 --no-opt --no-sparkplug --single-threaded-gc \/app\/dist\/cli\/main\.js run/,
+      );
+    } finally {
+      await docker(['rm', '-f', id]).catch(() => undefined);
+    }
   });
 });
