@@ -18,12 +18,12 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mapLimit } from '../src/concurrency.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import { certInfo } from '../src/crypto/pem.js';
 import { StateCache } from '../src/daemon/cache.js';
 import { createDaemon } from '../src/daemon/daemon.js';
-import { mapLimit } from '../src/daemon/util.js';
 import { silentLogger } from '../src/log.js';
 import { CertStore } from '../src/store/store.js';
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Account } from './acme/account.js';
 import { ariCertId } from './acme/ari-id.js';
+import { mapLimit } from './concurrency.js';
 import type { CertificateConfig, Config } from './config/schema.js';
 import { createDeployer } from './deploy/index.js';
 import type { DeployResult, IssuedCertificate } from './deploy/types.js';
@@ -82,20 +83,6 @@ const LE_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 export function dryRunDirectory(config: Config): string {
   if (config.acme.stagingDirectoryUrl) return config.acme.stagingDirectoryUrl;
   return config.acme.directoryUrl === LE_PROD ? LE_STAGING : config.acme.directoryUrl;
-}
-
-/** Runs `fn` over `items` with at most `limit` at once, keeping input order in the output. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /**

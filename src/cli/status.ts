@@ -1,4 +1,5 @@
-import type { Config } from '../config/schema.js';
+import type { CertificateConfig, Config } from '../config/schema.js';
+import type { IssuedCertificate } from '../deploy/types.js';
 import { type Plan, planCertificate } from '../plan/plan.js';
 import type { CertState } from '../store/state.js';
 import { CertStore } from '../store/store.js';
@@ -20,6 +21,49 @@ export interface StatusRow {
   nextAttemptAfter?: string;
 }
 
+/** One certificate's status from its config, state and live certificate; the CLI and the daemon's API share it. */
+export function statusRow(
+  name: string,
+  cert: CertificateConfig | undefined,
+  state: CertState | undefined,
+  live: Pick<IssuedCertificate, 'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial'> | undefined,
+  config: Pick<Config, 'renewal'>,
+  now: Date,
+): StatusRow {
+  const daysLeft = live ? Math.floor((live.notAfter.getTime() - now.getTime()) / 86_400_000) : undefined;
+  const validity: StatusRow['validity'] = !live
+    ? 'missing'
+    : state?.placeholder
+      ? 'placeholder'
+      : live.notAfter <= now
+        ? 'expired'
+        : state?.revokedSerial === live.serial
+          ? 'revoked'
+          : 'valid';
+  const plan = cert
+    ? planCertificate(cert, state, live, {
+        now,
+        renewBeforeFraction: config.renewal.renewBeforeFraction,
+        respectBackoff: true,
+      })
+    : undefined;
+  return {
+    name,
+    configured: !!cert,
+    domains: cert?.domains ?? live?.domains ?? [],
+    serial: live && !state?.placeholder ? live.serial : undefined,
+    notAfter: live?.notAfter.toISOString(),
+    daysLeft,
+    validity,
+    nextRenewal: plan ? (plan.due ? now.toISOString() : plan.renewAt?.toISOString()) : undefined,
+    plan: plan && { due: plan.due, reason: plan.reason, detail: plan.detail },
+    lastAttempt: state?.lastAttempt,
+    lastDeploy: state?.lastDeploy,
+    failures: state?.failures,
+    nextAttemptAfter: state?.nextAttemptAfter,
+  };
+}
+
 /** What is stored for every configured certificate (and adopted ones not in the config). */
 export async function collectStatus(config: Config, now = new Date()): Promise<StatusRow[]> {
   const store = new CertStore(config.storage.path);
@@ -29,39 +73,7 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
     names.map(async (name): Promise<StatusRow> => {
       const state = await store.readState(name);
       const live = await store.current(name, state).catch(() => undefined);
-      const cert = configured.get(name);
-      const daysLeft = live ? Math.floor((live.notAfter.getTime() - now.getTime()) / 86_400_000) : undefined;
-      const validity: StatusRow['validity'] = !live
-        ? 'missing'
-        : state?.placeholder
-          ? 'placeholder'
-          : live.notAfter <= now
-            ? 'expired'
-            : state?.revokedSerial === live.serial
-              ? 'revoked'
-              : 'valid';
-      const plan = cert
-        ? planCertificate(cert, state, live, {
-            now,
-            renewBeforeFraction: config.renewal.renewBeforeFraction,
-            respectBackoff: true,
-          })
-        : undefined;
-      return {
-        name,
-        configured: !!cert,
-        domains: cert?.domains ?? live?.domains ?? [],
-        serial: live && !state?.placeholder ? live.serial : undefined,
-        notAfter: live?.notAfter.toISOString(),
-        daysLeft,
-        validity,
-        nextRenewal: plan ? (plan.due ? now.toISOString() : plan.renewAt?.toISOString()) : undefined,
-        plan: plan && { due: plan.due, reason: plan.reason, detail: plan.detail },
-        lastAttempt: state?.lastAttempt,
-        lastDeploy: state?.lastDeploy,
-        failures: state?.failures,
-        nextAttemptAfter: state?.nextAttemptAfter,
-      };
+      return statusRow(name, configured.get(name), state, live, config, now);
     }),
   );
 }

@@ -1,9 +1,9 @@
-import type { StatusRow } from '../cli/status.js';
+import { type StatusRow, statusRow } from '../cli/status.js';
+import { mapLimit } from '../concurrency.js';
 import type { CertificateConfig, Config, KeyType } from '../config/schema.js';
 import { type Plan, planCertificate } from '../plan/plan.js';
 import type { CertState } from '../store/state.js';
 import type { CertStore } from '../store/store.js';
-import { mapLimit } from './util.js';
 
 /** What the plan needs of the live certificate, without its PEMs. */
 export interface LiveSummary {
@@ -21,7 +21,6 @@ export interface CachedCert {
   live?: LiveSummary;
 }
 
-const DAY = 86_400_000;
 
 /**
  * The daemon's view of the store, kept in memory: loaded at start, refreshed for the certificates a job or an ARI
@@ -118,33 +117,7 @@ export class StateCache {
 
   /** Same shape as `certkeeper status --json`. */
   row(e: CachedCert, now: Date): StatusRow {
-    const { state, live, config } = e;
-    const daysLeft = live ? Math.floor((live.notAfter.getTime() - now.getTime()) / DAY) : undefined;
-    const validity: StatusRow['validity'] = !live
-      ? 'missing'
-      : state?.placeholder
-        ? 'placeholder'
-        : live.notAfter <= now
-          ? 'expired'
-          : state?.revokedSerial === live.serial
-            ? 'revoked'
-            : 'valid';
-    const plan = this.plan(e, now);
-    return {
-      name: e.name,
-      configured: !!config,
-      domains: config?.domains ?? live?.domains ?? [],
-      serial: live && !state?.placeholder ? live.serial : undefined,
-      notAfter: live?.notAfter.toISOString(),
-      daysLeft,
-      validity,
-      nextRenewal: plan ? (plan.due ? now.toISOString() : plan.renewAt?.toISOString()) : undefined,
-      plan: plan && { due: plan.due, reason: plan.reason, detail: plan.detail },
-      lastAttempt: state?.lastAttempt,
-      lastDeploy: state?.lastDeploy,
-      failures: state?.failures,
-      nextAttemptAfter: state?.nextAttemptAfter,
-    };
+    return statusRow(e.name, e.config, e.state, e.live, this.config, now);
   }
 
   rows(now: Date): StatusRow[] {

@@ -4,6 +4,7 @@ import type { ACMClient } from '@aws-sdk/client-acm';
 import type { FastifyInstance } from 'fastify';
 import { ariCheckDue, fetchRenewalInfo, nextAriState, renewalInfoUrl } from '../acme/ari.js';
 import { ariCertId } from '../acme/ari-id.js';
+import { mapLimit } from '../concurrency.js';
 import type { Config } from '../config/schema.js';
 import { asCertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -16,7 +17,6 @@ import { StateCache } from './cache.js';
 import { DaemonMetrics } from './metrics.js';
 import { type Job, JobQueue, type JobSource } from './queue.js';
 import { Scheduler, type Timers } from './scheduler.js';
-import { mapLimit } from './util.js';
 
 export interface DaemonOptions {
   logger: Logger;

@@ -1,5 +1,4 @@
-/** Runs `fn` over `items` with at most `limit` at once, keeping input order (renew.ts has the same; this one keeps
- * the daemon from loading the ACME client before its first order). */
+/** Runs `fn` over `items` with at most `limit` at once, keeping input order in the output. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
