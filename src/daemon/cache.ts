@@ -21,7 +21,6 @@ export interface CachedCert {
   live?: LiveSummary;
 }
 
-
 /**
  * The daemon's view of the store, kept in memory: loaded at start, refreshed for the certificates a job or an ARI
  * check touched, and fully re-read at each cron tick (to see what the CLI changed meanwhile). Reads the small state file; the PEMs only when the state does not know
