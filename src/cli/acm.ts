@@ -1,6 +1,6 @@
 import type { ACMClient } from '@aws-sdk/client-acm';
 import { Command, InvalidArgumentError } from 'commander';
-import { configPath, type Env, loadConfig } from '../config/load.js';
+import { configPath, type Env } from '../config/path.js';
 import type { Finding } from '../deploy/acm/audit.js';
 import { asCertkeeperError, CertkeeperError } from '../errors.js';
 import { CertStore } from '../store/store.js';
@@ -75,6 +75,7 @@ Examples:
         const env = deps.env ?? process.env;
         const globalConfig = (cmd.optsWithGlobals() as { config?: string }).config;
         const file = configPath(o.config ?? globalConfig, env);
+        const { loadConfig } = await import('../config/load.js');
         const config = loadConfig(file, env);
         // Loaded here, not at the top: the AWS SDK must not slow down every other command's start.
         const [{ runAcmAudit }, { managedArnsFromStore }] = await Promise.all([

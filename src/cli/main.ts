@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { REVOCATION_REASONS, type RevocationReason } from '../acme/revocation-reasons.js';
-import { configPath, loadConfig } from '../config/load.js';
+import { configPath } from '../config/path.js';
 import type { Config } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -27,8 +27,9 @@ function globals(cmd: Command): GlobalOpts {
   return cmd.optsWithGlobals() as GlobalOpts;
 }
 
-function load(cmd: Command): { config: Config; file: string } {
+async function load(cmd: Command): Promise<{ config: Config; file: string }> {
   const file = configPath(globals(cmd).config);
+  const { loadConfig } = await import('../config/load.js');
   return { config: loadConfig(file), file };
 }
 
@@ -92,7 +93,7 @@ export function buildProgram(): Command {
         o: { force?: boolean; dryRun?: boolean; deploy: boolean; json?: boolean },
         cmd: Command,
       ) => {
-        const { config } = load(cmd);
+        const { config } = await load(cmd);
         const log = await logger(cmd);
         const t0 = Date.now();
         const { renew } = await import('../renew.js');
@@ -121,7 +122,7 @@ export function buildProgram(): Command {
     .description('show every certificate: domains, expiry, days left, last result')
     .option('--json', 'print as JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
-      const { config } = load(cmd);
+      const { config } = await load(cmd);
       const rows = await collectStatus(config);
       process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatStatusTable(rows)}\n`);
     });
@@ -134,7 +135,7 @@ export function buildProgram(): Command {
       'also check the surroundings: storage writable, CA reachable, DNS zones found (changes nothing)',
     )
     .action(async (o: { preflight?: boolean }, cmd: Command) => {
-      const { config, file } = load(cmd);
+      const { config, file } = await load(cmd);
       process.stdout.write(
         `${file}: valid, ${config.certificates.length} certificate(s), CA ${config.acme.directoryUrl}\n`,
       );
@@ -166,7 +167,7 @@ export function buildProgram(): Command {
         .default('unspecified'),
     )
     .action(async (name: string, o: { reason: RevocationReason }, cmd: Command) => {
-      const { config } = load(cmd);
+      const { config } = await load(cmd);
       if (!config.certificates.some((c) => c.name === name)) {
         throw new CertkeeperError('config', `unknown certificate name: ${name}`, {
           hint: `configured names: ${config.certificates.map((c) => c.name).join(', ') || '(none)'}`,

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import { configPath, loadConfig } from '../config/load.js';
+import { loadConfigIsolated } from '../config/load-isolated.js';
+import { configPath } from '../config/path.js';
 import { assertListenAllowed, parseListen, resolveToken } from '../daemon/auth.js';
 import { CertkeeperError } from '../errors.js';
 import { makeLogger } from './logger.js';
@@ -36,7 +37,7 @@ export function runCommand(): Command {
           hint: 'use e.g. --grace 30',
         });
       }
-      const config = loadConfig(configPath(globals.config));
+      const config = await loadConfigIsolated(configPath(globals.config));
       const logger = await makeLogger({ fd: 1, level: globals.debug ? 'debug' : undefined });
       const token = await resolveToken(config.server, process.env);
       // Check the listen address first, so a refused address fails before any order is placed.

@@ -3,9 +3,10 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import type { Env } from './path.js';
 import { type Config, configSchema } from './schema.js';
 
-export type Env = Record<string, string | undefined>;
+export { configPath, type Env } from './path.js';
 
 /** `certificates[1].domains[0]` from ['certificates', 1, 'domains', 0]. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -123,11 +124,6 @@ export function parseConfigText(
     );
   }
   return parseConfig(doc.toJS(), opts);
-}
-
-/** Resolves which file to load: --config, then CERTKEEPER_CONFIG, then ./certkeeper.yml. */
-export function configPath(explicit: string | undefined, env: Env = process.env): string {
-  return resolve(explicit ?? env.CERTKEEPER_CONFIG ?? 'certkeeper.yml');
 }
 
 export function loadConfig(file: string, env: Env = process.env): Config {

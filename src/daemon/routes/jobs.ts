@@ -1,17 +1,44 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import { CertkeeperError } from '../../errors.js';
 import type { AppDeps } from '../app.js';
 import { checkBearer } from '../auth.js';
 import { ApiError } from '../errors.js';
 
-const renewBody = z
-  .strictObject({
-    names: z.array(z.string().min(1).max(253)).max(10_000).optional(),
-    force: z.boolean().optional(),
-    dryRun: z.boolean().optional(),
-  })
-  .optional();
+interface RenewBody {
+  names?: string[];
+  force?: boolean;
+  dryRun?: boolean;
+}
+
+/**
+ * `{names?: string[], force?: boolean, dryRun?: boolean}`, nothing else. Checked by hand rather than with zod so the
+ * idle daemon does not keep a schema library in memory for three fields.
+ */
+export function parseRenewBody(body: unknown): RenewBody {
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw badBody('body: expected a JSON object');
+  const problems: string[] = [];
+  const b = body as Record<string, unknown>;
+  const extra = Object.keys(b).filter((k) => !['names', 'force', 'dryRun'].includes(k));
+  if (extra.length)
+    problems.push(`body: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `"${k}"`).join(', ')}`);
+  if (b.names !== undefined) {
+    if (!Array.isArray(b.names)) problems.push('names: expected an array of certificate names');
+    else if (b.names.length > 10_000) problems.push('names: at most 10000 names');
+    else if (b.names.some((n) => typeof n !== 'string' || n.length === 0 || n.length > 253)) {
+      problems.push('names: every name must be a non-empty string of at most 253 characters');
+    }
+  }
+  for (const k of ['force', 'dryRun'] as const) {
+    if (b[k] !== undefined && typeof b[k] !== 'boolean') problems.push(`${k}: expected true or false`);
+  }
+  if (problems.length) throw badBody(problems.join('; '));
+  return b as RenewBody;
+}
+
+function badBody(reason: string): ApiError {
+  return new ApiError('CK_ERR_BAD_REQUEST', `invalid body: ${reason}`);
+}
 
 /** POST /v1/renew (token) → 202 {jobId}; GET /v1/jobs/:id; GET /v1/jobs (recent, newest first). */
 export async function jobsRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
@@ -31,14 +58,7 @@ export async function jobsRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
   };
 
   app.post('/v1/renew', { onRequest: requireToken }, async (req, reply) => {
-    const parsed = renewBody.safeParse(req.body);
-    if (!parsed.success) {
-      const reason = parsed.error.issues
-        .map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`)
-        .join('; ');
-      throw new ApiError('CK_ERR_BAD_REQUEST', `invalid body: ${reason}`);
-    }
-    const body = parsed.data ?? {};
+    const body = parseRenewBody(req.body);
     const configured = new Set(deps.configuredNames());
     const unknown = (body.names ?? []).filter((n) => !configured.has(n));
     if (unknown.length) {
