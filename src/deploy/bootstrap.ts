@@ -4,12 +4,11 @@
  * nginx something to load: a short-lived self-signed placeholder (marked in state, never reported as valid) and the
  * two shared files. A real certificate is never replaced by a placeholder.
  */
-import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { CertificateConfig } from '../config/schema.js';
 import { createSelfSigned } from '../crypto/selfsigned.js';
 import type { Logger } from '../log.js';
-import { writeFileAtomic } from '../store/fsutil.js';
+import { exists, writeFileAtomic } from '../store/fsutil.js';
 import type { CertStore } from '../store/store.js';
 
 /** Days the placeholder is valid: long enough to survive a CA outage at first boot, short enough to be noticed. */
@@ -62,15 +61,6 @@ export async function ensureNginxSharedFiles(root: string, logger: Logger): Prom
     logger.info({ path }, `wrote ${file}`);
   }
   return written;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fs.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** TLS settings for nginx configs that `include /etc/letsencrypt/options-ssl-nginx.conf;` (certbot's file name). */

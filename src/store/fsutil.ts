@@ -56,3 +56,13 @@ export async function readIfExists(path: string): Promise<string | undefined> {
     throw err;
   }
 }
+
+/** True when something (a file, folder or link, even a dangling one) is at `p`. */
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -6,7 +6,7 @@ import type { KeyType } from '../config/schema.js';
 import { certInfo, splitPemChain } from '../crypto/pem.js';
 import type { IssuedCertificate } from '../deploy/types.js';
 import { CertkeeperError } from '../errors.js';
-import { readIfExists, symlinkAtomic, writeFileAtomic } from './fsutil.js';
+import { exists, readIfExists, symlinkAtomic, writeFileAtomic } from './fsutil.js';
 import type { CertState } from './state.js';
 
 export const LIVE_FILES = ['cert', 'chain', 'fullchain', 'privkey'] as const;
@@ -327,14 +327,5 @@ async function readdirSafe(dir: string): Promise<string[]> {
     return await fs.readdir(dir);
   } catch {
     return [];
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fs.lstat(p);
-    return true;
-  } catch {
-    return false;
   }
 }
