@@ -102,6 +102,20 @@ function dnValue(v: string): string {
   return v.replace(/([,+"\\<>;=])/g, '\\$1');
 }
 
+/** What every server certificate made here carries: not a CA, TLS server use, its names, its key's identifier. */
+async function serverExtensions(altNames: string[], publicKey: CryptoKey): Promise<x509.Extension[]> {
+  return [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(
+      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+      true,
+    ),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    sanExtension(altNames),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey, false, crypto),
+  ];
+}
+
 function validity(days: number): { notBefore: Date; notAfter: Date } {
   if (!(days > 0)) throw new Error(`certificate lifetime must be a positive number of days, got ${days}`);
   const now = Date.now();
@@ -136,14 +150,10 @@ export async function createSelfSigned(opts: SelfSignedOptions): Promise<CertAnd
       signingAlgorithm: algorithmFor(keyType).sign,
       ...validity(opts.days),
       extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-          true,
-        ),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        sanExtension(opts.altNames.length > 0 ? opts.altNames : [opts.commonName]),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+        ...(await serverExtensions(
+          opts.altNames.length > 0 ? opts.altNames : [opts.commonName],
+          keys.publicKey,
+        )),
       ],
     },
     crypto,
@@ -201,14 +211,7 @@ export async function issueLeaf(
       signingAlgorithm: algorithmFor(ca.keyType).sign,
       ...validity(opts.days),
       extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-          true,
-        ),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        sanExtension(opts.altNames),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+        ...(await serverExtensions(opts.altNames, keys.publicKey)),
         await x509.AuthorityKeyIdentifierExtension.create(caCert, false, crypto),
       ],
     },
