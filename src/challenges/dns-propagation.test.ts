@@ -9,7 +9,7 @@ import {
   type ManagedProcess,
   pollUntil,
   requireBinaries,
-  spawnManaged,
+  spawnChalltestsrv,
 } from '../../test/harness/index.js';
 import { CertkeeperError } from '../errors.js';
 import { silentLogger } from '../log.js';
@@ -34,25 +34,7 @@ beforeAll(async () => {
   requireBinaries(CHALLTESTSRV_BIN);
   dir = await mkdtemp(join(tmpdir(), 'ck-prop-'));
   const [dnsPort, mgmtPort] = (await freePorts(2)) as [number, number];
-  cts = spawnManaged(
-    'challtestsrv',
-    CHALLTESTSRV_BIN,
-    [
-      '-dns01',
-      `127.0.0.1:${dnsPort}`,
-      '-management',
-      `127.0.0.1:${mgmtPort}`,
-      '-http01',
-      '',
-      '-https01',
-      '',
-      '-tlsalpn01',
-      '',
-      '-defaultIPv6',
-      '',
-    ],
-    { logPath: join(dir, 'cts.log'), cwd: dir, env: { PATH: '/usr/bin:/bin' } },
-  );
+  cts = spawnChalltestsrv({ dnsPort, mgmtPort, dir });
   const up = await pollUntil(() => isListening(mgmtPort), {
     attempts: 100,
     abort: () => cts.exitCode() !== undefined,

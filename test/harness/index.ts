@@ -6,6 +6,7 @@ export {
   PEBBLE_BIN,
   type PebbleHandle,
   type PebbleOptions,
+  spawnChalltestsrv,
   startPebble,
 } from './pebble.js';
 export { freePort, freePorts, isListening, pollUntil } from './ports.js';

@@ -64,6 +64,38 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<PebbleHandl
   }
 }
 
+/**
+ * pebble-challtestsrv as a DNS server only, on loopback: A 127.0.0.1 for every name, and the TXT records set through
+ * its management API. The HTTP-01/TLS-ALPN-01 responders stay off.
+ */
+export function spawnChalltestsrv(p: { dnsPort: number; mgmtPort: number; dir: string }): ManagedProcess {
+  return spawnManaged(
+    'pebble-challtestsrv',
+    CHALLTESTSRV_BIN,
+    [
+      '-dns01',
+      `127.0.0.1:${p.dnsPort}`,
+      '-management',
+      `127.0.0.1:${p.mgmtPort}`,
+      '-http01',
+      '',
+      '-https01',
+      '',
+      '-tlsalpn01',
+      '',
+      '-defaultIPv4',
+      '127.0.0.1',
+      '-defaultIPv6',
+      '',
+    ],
+    {
+      logPath: join(p.dir, 'challtestsrv.log'),
+      cwd: p.dir,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    },
+  );
+}
+
 export function isPortClash(err: unknown): boolean {
   return err instanceof Error && /address already in use/i.test(err.message);
 }
@@ -111,31 +143,7 @@ async function startPebbleOnce(opts: PebbleOptions): Promise<PebbleHandle> {
       )}\n`,
     );
 
-    const cts = spawnManaged(
-      'pebble-challtestsrv',
-      CHALLTESTSRV_BIN,
-      [
-        '-dns01',
-        `127.0.0.1:${dnsPort}`,
-        '-management',
-        `127.0.0.1:${ctsPort}`,
-        '-http01',
-        '',
-        '-https01',
-        '',
-        '-tlsalpn01',
-        '',
-        '-defaultIPv4',
-        '127.0.0.1',
-        '-defaultIPv6',
-        '',
-      ],
-      {
-        logPath: join(dir, 'challtestsrv.log'),
-        cwd: dir,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      },
-    );
+    const cts = spawnChalltestsrv({ dnsPort: dnsPort as number, mgmtPort: ctsPort as number, dir });
     procs.push(cts);
 
     const pebble = spawnManaged(
