@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for the demo, the tests and the benchmark on a fresh Debian machine:
-# Debian packages the end-to-end tests drive (Pebble, nginx, Docker), then the npm dependencies.
+# Debian packages the end-to-end tests drive (Pebble, nginx, Docker, PostgreSQL, Chromium, Prometheus),
+# then the npm dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +12,15 @@ declare -A want=(
   [/usr/sbin/nginx]=nginx-light
   [/usr/sbin/dockerd]=docker.io
   [/usr/bin/docker-compose]=docker-compose
+  [/usr/bin/chromium]=chromium
+  [/usr/bin/promtool]=prometheus
 )
 missing=()
 for bin in "${!want[@]}"; do
   [ -x "$bin" ] || missing+=("${want[$bin]}")
 done
+# PostgreSQL's server binaries live in a versioned folder (the cluster tests run initdb/pg_ctl from it).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" -ne 0 ]; then
