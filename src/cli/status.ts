@@ -3,6 +3,7 @@ import type { IssuedCertificate } from '../deploy/types.js';
 import { type Plan, planCertificate } from '../plan/plan.js';
 import type { CertState } from '../store/state.js';
 import { CertStore } from '../store/store.js';
+import { readStatusSync } from '../store/summary.js';
 
 export interface StatusRow {
   name: string;
@@ -69,13 +70,10 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
   const store = new CertStore(config.storage.path);
   const configured = new Map(config.certificates.map((c) => [c.name, c]));
   const names = [...new Set([...configured.keys(), ...(await store.listNames())])];
-  return Promise.all(
-    names.map(async (name): Promise<StatusRow> => {
-      const state = await store.readState(name);
-      const live = await store.current(name, state).catch(() => undefined);
-      return statusRow(name, configured.get(name), state, live, config, now);
-    }),
-  );
+  return names.map((name): StatusRow => {
+    const { state, live } = readStatusSync(store, name);
+    return statusRow(name, configured.get(name), state, live, config, now);
+  });
 }
 
 export function formatStatusTable(rows: StatusRow[]): string {

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { join, relative } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { KeyType } from '../config/schema.js';
-import { certInfo, splitPemChain } from '../crypto/pem.js';
+import { certInfo, certSummary, splitPemChain } from '../crypto/pem.js';
 import type { IssuedCertificate } from '../deploy/types.js';
 import { CertkeeperError } from '../errors.js';
 import { exists, readIfExists, symlinkAtomic, writeFileAtomic } from './fsutil.js';
@@ -79,7 +79,7 @@ export class CertStore {
     if (!fullchain || !privkey) return undefined;
     const leaf = cert ?? splitPemChain(fullchain)[0];
     if (!leaf) return undefined;
-    const info = certInfo(leaf);
+    const info = certSummary(leaf);
     const st = state ?? (await this.readState(name));
     return {
       name,
