@@ -46,9 +46,9 @@ export function readStatusSync(store: CertStore, name: string): { state?: CertSt
     if (!leaf) return { state };
     // store.current counts a certificate as live only with its fullchain and key beside it
     if (cert !== undefined && !statSync(paths.fullchain, { throwIfNoEntry: false })) return { state };
-    const keyType =
-      state?.keyType ?? (readSync(paths.privkey) ? keyTypeOf(readSync(paths.privkey)!) : undefined);
-    if (!keyType || (state?.keyType && !statSync(paths.privkey, { throwIfNoEntry: false }))) return { state };
+    const keyPem = state?.keyType ? undefined : readSync(paths.privkey);
+    if (state?.keyType ? !statSync(paths.privkey, { throwIfNoEntry: false }) : !keyPem) return { state };
+    const keyType = state?.keyType ?? keyTypeOf(keyPem!);
     const info = certSummary(leaf);
     return {
       state,
