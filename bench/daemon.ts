@@ -215,7 +215,7 @@ async function idleRss(
 
 let built: Promise<string> | undefined;
 /** `npm run build` once: dist/ is what the image and `npm install -g` run, lazy imports and all. */
-function builtCli(): Promise<string> {
+export function builtCli(): Promise<string> {
   built ??= new Promise((resolve, reject) => {
     const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
     const b = spawn('npm', ['run', '--silent', 'build'], { cwd: repo, stdio: 'inherit' });

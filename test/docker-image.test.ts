@@ -71,6 +71,8 @@ async function makeContext(ctx: string): Promise<void> {
   for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
     await fs.copyFile(join(REPO, f), join(ctx, f));
   }
+  await fs.mkdir(join(ctx, 'scripts'));
+  await fs.copyFile(join(REPO, 'scripts/build.mjs'), join(ctx, 'scripts/build.mjs'));
   await fs.mkdir(join(ctx, 'docker'));
   await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
   await fs.cp(join(REPO, 'src'), join(ctx, 'src'), {
@@ -79,8 +81,9 @@ async function makeContext(ctx: string): Promise<void> {
   });
   const pre = join(ctx, 'prebuilt');
   await fs.mkdir(pre);
-  const compile = timed('tsc', () =>
-    run(join(REPO, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json', '--outDir', join(pre, 'dist')], {
+  // What `npm run build` makes in the image's build stage: the esbuild bundle and its bin.
+  const compile = timed('build', () =>
+    run(process.execPath, [join(REPO, 'scripts/build.mjs'), '--outdir', join(pre, 'dist')], {
       cwd: REPO,
       timeout: 60_000,
     }),

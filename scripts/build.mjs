@@ -1,0 +1,111 @@
+/**
+ * `npm run build [-- --outdir DIR]`: certkeeper as it is published and run (package.json bin, the Docker image).
+ *
+ *   DIR/cli/certkeeper.js   the CLI and daemon in one ES module, bundled by esbuild from src/cli/main.ts with its
+ *                           dependencies inlined (commander, zod, yaml, pino, acme-client, fastify, ...), so a
+ *                           start resolves and reads one file instead of ~600 modules and their package.json files
+ *   DIR/cli/load-worker.js  the configuration loader's worker thread (src/config/load-worker.ts), bundled the same way
+ *   DIR/cli/main.js         the bin: turns on Node's compile cache (Node 22.1+; V8 code for the bundle is kept on
+ *                           disk between runs) and loads the bundle
+ *
+ * Left as runtime imports (loaded only when configured, from node_modules): the AWS SDK, dockerode, pg, nodemailer.
+ * Type checking is `npm run typecheck`; esbuild only strips the types.
+ */
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as esbuild from 'esbuild';
+
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
+const root = resolve(import.meta.dirname, '..');
+
+/**
+ * Parts of dependencies certkeeper never calls, left out of the bundle (less to read, parse and keep in memory):
+ * acme-client's node-forge helpers (acme.forge; certkeeper uses acme.crypto and node:crypto) and zod's
+ * translated error messages other than English (z.locales; certkeeper words its own errors).
+ */
+const unused = {
+  name: 'certkeeper-unused',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/crypto\/forge$/ }, (a) =>
+      /acme-client[\\/]src$/.test(a.resolveDir)
+        ? { path: 'acme-client-forge', namespace: 'unused' }
+        : undefined,
+    );
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (a) =>
+      /zod[\\/]v4[\\/]classic$/.test(a.resolveDir) ? { path: 'zod-locales', namespace: 'unused' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({
+      contents:
+        a.path === 'zod-locales'
+          ? 'export {};'
+          : "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
+      loader: 'js',
+    }));
+  },
+};
+const outdir = resolve(root, values.outdir);
+
+const LAZY_PACKAGES = /^(@aws-sdk\/|@smithy\/|dockerode$|pg$|pg-native$|nodemailer$)/;
+const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]/g, '\\/')).join('|')})$`);
+/**
+ * Imports that stay imports, loaded when the code using them first runs:
+ * - the AWS SDK, dockerode, pg and nodemailer stay in node_modules (esbuild would hoist their static imports to
+ *   the top of the bundle: every start would pay ~70 ms for dockerode alone);
+ * - node's own modules: an ES import of node:http builds its ES facade, which reads every export, including the
+ *   lazy ones that load undici (~25 ms); require() does not, and only the modules a command uses load.
+ * Each becomes a small CommonJS module inside the bundle that require()s the real one; it runs when the
+ * (lazily initialised) module importing it does.
+ */
+const lazyImports = {
+  name: 'certkeeper-lazy-imports',
+  setup(build) {
+    const lazy = (a) =>
+      a.namespace === 'lazy' ? { path: a.path, external: true } : { path: a.path, namespace: 'lazy' };
+    build.onResolve({ filter: LAZY_PACKAGES }, lazy);
+    build.onResolve({ filter: BUILTIN }, lazy);
+    build.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => ({
+      contents: `module.exports = require(${JSON.stringify(a.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+await rm(outdir, { recursive: true, force: true });
+await mkdir(join(outdir, 'cli'), { recursive: true });
+await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: { certkeeper: 'src/cli/main.ts', 'load-worker': 'src/config/load-worker.ts' },
+  outdir: join(outdir, 'cli'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // CommonJS dependencies call require() for node's own modules; an ES module has no require of its own.
+  banner: {
+    js: "import { createRequire as __ckCreateRequire } from 'node:module'; const require = __ckCreateRequire(import.meta.url);",
+  },
+  legalComments: 'linked',
+  logLevel: 'warning',
+  plugins: [unused, lazyImports],
+  minifyWhitespace: true,
+  minifySyntax: true,
+});
+await writeFile(
+  join(outdir, 'cli', 'main.js'),
+  `#!/usr/bin/env node
+// certkeeper's bin. Node 22.1+ keeps the compiled bundle on disk (NODE_COMPILE_CACHE, else the system's temporary
+// folder) and skips most of its parse and compile on the next start; Node 20 has no compile cache and just runs it.
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+import module from 'node:module';
+
+try {
+  module.enableCompileCache?.();
+} catch {
+  // an unwritable cache folder only costs speed
+}
+await import('./certkeeper.js');
+`,
+);
+await chmod(join(outdir, 'cli', 'main.js'), 0o755);
