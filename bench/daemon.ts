@@ -14,7 +14,7 @@
  * file per certificate; nothing is issued. No network: ARI is off and nothing is due.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -337,7 +337,8 @@ export async function benchDaemon(
   }
 }
 
-const isMain = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
+// realpath: the bundled copy lives under node_modules, which may be a symlink (a worktree sharing one)
+const isMain = process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1]);
 if (isMain) {
   const i = process.argv.indexOf('--child');
   if (i >= 0) await child(process.argv[i + 1]!, Number(process.argv[i + 2]));
