@@ -33,6 +33,7 @@ async function viaCurrent(name: string) {
       serial: live.serial,
       notBefore: live.notBefore,
       notAfter: live.notAfter,
+      ...(live.placeholder && { placeholder: true }),
     },
   };
 }

@@ -1,14 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
+import type { LiveSummary } from '../core/certificate.js';
+import type { CertState } from '../core/state.js';
 import { certSummary, splitPemChain } from '../crypto/pem.js';
-import type { IssuedCertificate } from '../deploy/types.js';
 import { CertkeeperError } from '../errors.js';
-import type { CertState } from './state.js';
 import { type CertStore, keyTypeOf } from './store.js';
-
-export type LiveSummary = Pick<
-  IssuedCertificate,
-  'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial'
->;
 
 function readSync(path: string): string | undefined {
   try {
@@ -58,6 +53,7 @@ export function readStatusSync(store: CertStore, name: string): { state?: CertSt
         serial: info.serial,
         notBefore: info.notBefore,
         notAfter: info.notAfter,
+        ...(state?.placeholder === true && { placeholder: true }),
       },
     };
   } catch {
