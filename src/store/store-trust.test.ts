@@ -35,10 +35,13 @@ describe('CertStore: rollback only to complete, verified versions', () => {
       'a key that does not open the certificate',
       async (a: string) => fs.writeFile(join(a, 'privkey2.pem'), (await bundle()).keyPem),
     ],
-    ['a link to another version', async (a: string) => {
-      await fs.rm(join(a, '.v2', 'cert.pem'));
-      await fs.symlink('../cert1.pem', join(a, '.v2', 'cert.pem'));
-    }],
+    [
+      'a link to another version',
+      async (a: string) => {
+        await fs.rm(join(a, '.v2', 'cert.pem'));
+        await fs.symlink('../cert1.pem', join(a, '.v2', 'cert.pem'));
+      },
+    ],
   ])('skips a version folder with %s', async (_what, spoil) => {
     const b1 = await bundle();
     await save(b1);
@@ -49,9 +52,9 @@ describe('CertStore: rollback only to complete, verified versions', () => {
     expect(back?.version).toBe(1);
     expect(back?.serial).toBe(certInfo(b1.leafPem).serial);
     const live = store.livePaths('a');
-    expect(keyMatchesCert(await fs.readFile(live.privkey, 'utf8'), await fs.readFile(live.cert, 'utf8'))).toBe(
-      true,
-    );
+    expect(
+      keyMatchesCert(await fs.readFile(live.privkey, 'utf8'), await fs.readFile(live.cert, 'utf8')),
+    ).toBe(true);
   });
 
   it('returns undefined and changes nothing when no older version is whole', async () => {
