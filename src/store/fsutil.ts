@@ -1,42 +1,71 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { CertkeeperError } from '../errors.js';
 
-/** Writes a file so that readers see either the old content or the new, never a part: tmp + fsync + rename. */
+/**
+ * Writes a file so that readers see either the old content or the new, never a part: tmp + fsync + rename. On any
+ * failure the temp file is removed and a full, read-only or unwritable storage becomes a store error with the fix.
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  // An explicit mode: with umask 000 the default 0777 would make the storage folders world-writable.
-  await fs.mkdir(dirname(path), { recursive: true, mode: 0o755 });
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await fs.open(
-    tmp,
-    constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
-    mode,
-  );
   try {
-    await fh.writeFile(data);
-    await fh.chmod(mode); // umask must not widen or narrow what we asked for
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    // An explicit mode: with umask 000 the default 0777 would make the storage folders world-writable.
+    await fs.mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    const fh = await fs.open(
+      tmp,
+      constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
+      mode,
+    );
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode); // umask must not widen or narrow what we asked for
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fs.rename(tmp, path);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw storageError(err, path);
   }
   await fsyncDir(dirname(path));
+}
+
+const STORAGE_HINTS: Record<string, (path: string) => string> = {
+  ENOSPC: (p) =>
+    `the file system holding ${p} is full: free space there (df -h ${dirname(p)}) or move storage.path to a larger volume`,
+  EDQUOT: (p) => `the disk quota for ${dirname(p)} is used up: raise the quota or free space there`,
+  EROFS: (p) =>
+    `${dirname(p)} is on a read-only file system: mount storage.path read-write (in Docker: no ":ro" on the volume)`,
+  EACCES: (p) =>
+    `certkeeper may not write ${dirname(p)}: run it as the owner of storage.path (usually root) or fix the folder's owner and mode`,
+  EPERM: (p) =>
+    `certkeeper may not write ${dirname(p)}: run it as the owner of storage.path (usually root) or fix the folder's owner and mode`,
+};
+
+/** A write error of the storage as a CertkeeperError naming the path and the fix; anything else unchanged. */
+export function storageError(err: unknown, path: string): unknown {
+  if (err instanceof CertkeeperError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const hint = code ? STORAGE_HINTS[code] : undefined;
+  if (!hint) return err;
+  return new CertkeeperError('store', `cannot write ${path} (${code}); nothing live was changed`, {
+    code: code === 'ENOSPC' || code === 'EDQUOT' ? 'CK_ERR_STORAGE_FULL' : 'CK_ERR_STORAGE_READ_ONLY',
+    hint: hint(path),
+    cause: err,
+  });
 }
 
 /** Atomically points `path` (a symlink) at `target`, replacing what was there. */
 export async function symlinkAtomic(target: string, path: string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  await fs.symlink(target, tmp);
   try {
+    await fs.symlink(target, tmp);
     await fs.rename(tmp, path);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw storageError(err, path);
   }
   await fsyncDir(dirname(path));
 }

@@ -1,4 +1,5 @@
-import { promises as fs } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { promises as fs, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -132,5 +133,65 @@ describe('CertStore: umask', () => {
     };
     await walk(root);
     expect(loose).toEqual([]);
+  });
+});
+
+/** A 96 KiB tmpfs: certkeeper runs as root in CI, where mounting works; elsewhere this block is skipped. */
+function tryMount(dir: string): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96k,mode=0755', 'tmpfs', dir], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const canMount = (() => {
+  if (process.getuid?.() !== 0) return false;
+  const d = mkdtempSync(join(tmpdir(), 'ck-mount-probe-'));
+  const ok = tryMount(d);
+  if (ok) execFileSync('umount', [d]);
+  rmSync(d, { recursive: true, force: true });
+  return ok;
+})();
+
+describe.skipIf(!canMount)('CertStore on a full or read-only storage (needs root to mount a tmpfs)', () => {
+  let mnt: string;
+  beforeEach(async () => {
+    mnt = await fs.mkdtemp(join(tmpdir(), 'ck-tmpfs-'));
+    expect(tryMount(mnt)).toBe(true);
+    store = new CertStore(mnt);
+  });
+  afterEach(async () => {
+    execFileSync('umount', [mnt]);
+    await fs.rm(mnt, { recursive: true, force: true });
+  });
+
+  it('a full disk is a store error with the fix, the live set stays whole and no temp file is left', async () => {
+    const b1 = await bundle();
+    await save(b1);
+    // fill what is left
+    await fs.writeFile(join(mnt, 'filler'), Buffer.alloc(200 * 1024)).catch(() => {});
+    const err = await save(await bundle()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'store', code: 'CK_ERR_STORAGE_FULL' });
+    expect((err as { describe(): string }).describe()).toMatch(/fix: the file system holding .* is full/);
+    const live = await store.current('a');
+    expect(live?.serial).toBe(certInfo(b1.leafPem).serial);
+    const leftovers: string[] = [];
+    const walk = async (d: string) => {
+      for (const e of await fs.readdir(d, { withFileTypes: true })) {
+        if (e.name.includes('.tmp-')) leftovers.push(join(d, e.name));
+        if (e.isDirectory()) await walk(join(d, e.name));
+      }
+    };
+    await walk(mnt);
+    expect(leftovers).toEqual([]);
+  });
+
+  it('a read-only storage is a store error that says to mount it read-write', async () => {
+    await save(await bundle());
+    execFileSync('mount', ['-o', 'remount,ro', mnt]);
+    const err = await save(await bundle()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'store', code: 'CK_ERR_STORAGE_READ_ONLY' });
+    expect((err as { hint: string }).hint).toMatch(/read-only file system: mount storage\.path read-write/);
   });
 });

@@ -6,7 +6,7 @@ import type { KeyType } from '../config/schema.js';
 import { certInfo, splitPemChain } from '../crypto/pem.js';
 import type { IssuedCertificate } from '../deploy/types.js';
 import { CertkeeperError } from '../errors.js';
-import { exists, readIfExists, symlinkAtomic, writeFileAtomic } from './fsutil.js';
+import { exists, readIfExists, storageError, symlinkAtomic, writeFileAtomic } from './fsutil.js';
 import type { CertState } from './state.js';
 
 export const LIVE_FILES = ['cert', 'chain', 'fullchain', 'privkey'] as const;
@@ -156,9 +156,13 @@ export class CertStore {
       fullchain: blocks.join(''),
       privkey: input.keyPem,
     };
-    await this.ensureIndirection(name);
+    await this.ensureIndirection(name).catch((err: unknown) => {
+      throw storageError(err, this.liveDir(name));
+    });
     const archive = this.archiveDir(name);
-    await fs.mkdir(archive, { recursive: true, mode: 0o755 });
+    await fs.mkdir(archive, { recursive: true, mode: 0o755 }).catch((err: unknown) => {
+      throw storageError(err, archive);
+    });
     const version = ((await this.versions(name)).at(-1) ?? 0) + 1;
     // 1. the files themselves (a crash here leaves unreferenced files, never a partial live set)
     await Promise.all(
@@ -173,11 +177,15 @@ export class CertStore {
     );
     // 2. the version folder (an explicit mode: umask 000 must not make it world-writable)
     const vdir = join(archive, `.v${version}`);
-    await fs.rm(vdir, { recursive: true, force: true });
-    await fs.mkdir(vdir, { mode: 0o755 });
-    await Promise.all(
-      [...LIVE_FILES, COMBINED].map((f) => fs.symlink(`../${f}${version}.pem`, join(vdir, `${f}.pem`))),
-    );
+    try {
+      await fs.rm(vdir, { recursive: true, force: true });
+      await fs.mkdir(vdir, { mode: 0o755 });
+      await Promise.all(
+        [...LIVE_FILES, COMBINED].map((f) => fs.symlink(`../${f}${version}.pem`, join(vdir, `${f}.pem`))),
+      );
+    } catch (err) {
+      throw storageError(err, vdir);
+    }
     await this.ensureCombinedLink(name);
     // 3. the switch
     await this.pointCurrentAt(name, version);
