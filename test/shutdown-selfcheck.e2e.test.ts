@@ -65,14 +65,20 @@ certificates:
 
     child.kill('SIGTERM');
     // bounded wait (far below the 300 s probe timeout); the assertions are about what was left behind
-    const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 40_000))]);
+    const code = await Promise.race([
+      exited,
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 40_000)),
+    ]);
     expect(code, out).toBe(0);
     expect(await fs.readdir(chdir)).toEqual([]);
     const lines = out
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.some((l) => l.event === 'daemon.stopped' && l.clean === true), out).toBe(true);
+    expect(
+      lines.some((l) => l.event === 'daemon.stopped' && l.clean === true),
+      out,
+    ).toBe(true);
     expect(lines.some((l) => l.event === 'challenge.cleanup_failed')).toBe(false);
   });
 });

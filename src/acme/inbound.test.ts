@@ -20,7 +20,9 @@ describe('challenge tokens', () => {
     ['nul\u0000AAAAAAAAAAAAAAAAAAAAAA'],
   ])('refuses %j', (t) => {
     expect(isValidChallengeToken(t)).toBe(false);
-    expect(() => assertChallengeToken(t, ctx)).toThrow(expect.objectContaining({ code: 'CK_ERR_ACME_BAD_TOKEN' }));
+    expect(() => assertChallengeToken(t, ctx)).toThrow(
+      expect.objectContaining({ code: 'CK_ERR_ACME_BAD_TOKEN' }),
+    );
   });
   it('refuses non-strings', () => {
     expect(isValidChallengeToken(undefined)).toBe(false);
@@ -31,8 +33,12 @@ describe('challenge tokens', () => {
 describe('authorization identifiers', () => {
   const names = ['example.com', '*.example.com', 'www.Example.com'];
   it('accepts exactly the configured names, case-insensitively, with the wildcard flag applied', () => {
-    expect(assertOrderedIdentifier({ type: 'dns', value: 'EXAMPLE.com' }, false, names, ctx)).toBe('example.com');
-    expect(assertOrderedIdentifier({ type: 'dns', value: 'example.com' }, true, names, ctx)).toBe('*.example.com');
+    expect(assertOrderedIdentifier({ type: 'dns', value: 'EXAMPLE.com' }, false, names, ctx)).toBe(
+      'example.com',
+    );
+    expect(assertOrderedIdentifier({ type: 'dns', value: 'example.com' }, true, names, ctx)).toBe(
+      '*.example.com',
+    );
     expect(assertOrderedIdentifier({ type: 'dns', value: 'www.example.com' }, false, names, ctx)).toBe(
       'www.example.com',
     );

@@ -10,9 +10,12 @@ async function issued(opts: { names?: string[]; days?: number } = {}) {
   const leaf = await issueLeaf(ca, { altNames: opts.names ?? names, days: opts.days ?? 30 });
   return { ca, leaf, fullchainPem: leaf.certPem + ca.certPem, keyPem: leaf.keyPem };
 }
-const check = (x: { fullchainPem: string; keyPem: string }, over: Partial<{ domains: string[]; now: Date }> = {}) =>
-  checkIssuedCertificate({ cert: 'c', domains: names, now, ...x, ...over });
-const bad = (re: RegExp) => expect.objectContaining({ code: 'CK_ERR_ACME_BAD_CERTIFICATE', message: expect.stringMatching(re) });
+const check = (
+  x: { fullchainPem: string; keyPem: string },
+  over: Partial<{ domains: string[]; now: Date }> = {},
+) => checkIssuedCertificate({ cert: 'c', domains: names, now, ...x, ...over });
+const bad = (re: RegExp) =>
+  expect.objectContaining({ code: 'CK_ERR_ACME_BAD_CERTIFICATE', message: expect.stringMatching(re) });
 
 describe('checkIssuedCertificate', () => {
   it('accepts our key, our names (in any order and case), a linked chain, valid now', async () => {
@@ -38,7 +41,9 @@ describe('checkIssuedCertificate', () => {
   it('refuses a chain that does not link, or no chain at all', async () => {
     const x = await issued();
     const stranger = await createTestCA({ commonName: 'issued-check CA' }); // same name, other key
-    expect(() => check({ ...x, fullchainPem: x.leaf.certPem + stranger.certPem })).toThrow(bad(/not signed by/));
+    expect(() => check({ ...x, fullchainPem: x.leaf.certPem + stranger.certPem })).toThrow(
+      bad(/not signed by/),
+    );
     expect(() => check({ ...x, fullchainPem: x.leaf.certPem })).toThrow(bad(/no issuer/));
     expect(() => check({ ...x, fullchainPem: 'no pem here' })).toThrow(bad(/no PEM certificate/));
   });

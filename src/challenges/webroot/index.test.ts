@@ -27,11 +27,17 @@ afterEach(async () => {
 });
 
 const solver = (selfCheck = false, port = 80, timeoutSeconds = 5) =>
-  create({ type: 'http-01', webroot, selfCheck }, {
-    logger: silentLogger,
-    selfCheck: { enabled: selfCheck, httpPort: port, resolvers: undefined, timeoutSeconds },
-  });
-const ch = (token = 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0', domain = 'a.certkeeper.test'): ChallengeInput => ({
+  create(
+    { type: 'http-01', webroot, selfCheck },
+    {
+      logger: silentLogger,
+      selfCheck: { enabled: selfCheck, httpPort: port, resolvers: undefined, timeoutSeconds },
+    },
+  );
+const ch = (
+  token = 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0',
+  domain = 'a.certkeeper.test',
+): ChallengeInput => ({
   certName: 'c',
   domain,
   wildcard: false,
