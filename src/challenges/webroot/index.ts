@@ -79,6 +79,8 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
 
   /** Makes <webroot>/.well-known/acme-challenge (0755) and refuses it when any part of it is a link. */
   async function challengeDir(): Promise<void> {
+    // The webroot itself comes from the configuration (made when missing, as before); below it nothing is trusted.
+    await fs.mkdir(config.webroot, { recursive: true, mode: 0o755 });
     let d = config.webroot;
     for (const part of WELL_KNOWN.split(/[\\/]/)) {
       d = join(d, part);
