@@ -195,3 +195,18 @@ describe.skipIf(!canMount)('CertStore on a full or read-only storage (needs root
     expect((err as { hint: string }).hint).toMatch(/read-only file system: mount storage\.path read-write/);
   });
 });
+
+describe('CertStore: rollback to a self-signed version', () => {
+  it('accepts a version whose chain is empty (a placeholder)', async () => {
+    const { createSelfSigned } = await import('../crypto/selfsigned.js');
+    const ph = await createSelfSigned({ commonName: 'a.example.com', altNames: ['a.example.com'], days: 7 });
+    await store.save('a', {
+      domains: ['a.example.com'],
+      keyType: 'ecdsa-p256',
+      fullchainPem: ph.certPem,
+      keyPem: ph.keyPem,
+    });
+    await save(await bundle());
+    expect((await store.rollback('a'))?.serial).toBe(certInfo(ph.certPem).serial);
+  });
+});
