@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
+import { createDaemon } from '../src/daemon/daemon.js';
+import { silentLogger } from '../src/log.js';
 import { renew } from '../src/renew.js';
 import { CertStore } from '../src/store/store.js';
 import { type LyingAcmeServer, startLyingAcmeServer } from './fakes/lying-acme-server.js';
@@ -131,6 +133,37 @@ describe('a lying CA', () => {
     const state = await fs.readFile(join(f.dir, 'le', 'state', 'site.json'), 'utf8');
     expect(state).toContain('CK_ERR_EXEC_HOOK');
     expect(state).not.toMatch(/SECRET/);
+  });
+
+  it('hook output with secrets stays out of GET /v1/jobs/:id and GET /v1/certificates', async () => {
+    const f = await fixture('exec', 'leak');
+    const daemon = createDaemon(f.config, {
+      logger: silentLogger,
+      token: 'test-token-0123456789abcdef',
+      checkAtStart: false,
+      timers: { setTimeout: (_fn, ms) => ({ ms }), clearTimeout: () => {} },
+      processMetrics: false,
+    });
+    await daemon.start();
+    try {
+      const app = daemon.app!;
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/renew',
+        headers: { authorization: 'Bearer test-token-0123456789abcdef' },
+        payload: {},
+      });
+      const { jobId } = res.json() as { jobId: string };
+      await daemon.queue.idle();
+      const job = await app.inject({ url: `/v1/jobs/${jobId}` });
+      expect(job.json().results[0].error.code).toBe('CK_ERR_EXEC_HOOK');
+      expect(job.body).not.toMatch(/SECRET/);
+      const certs = await app.inject({ url: '/v1/certificates' });
+      expect(certs.json().certificates[0].lastError.code).toBe('CK_ERR_EXEC_HOOK');
+      expect(certs.body).not.toMatch(/SECRET/);
+    } finally {
+      await daemon.stop({ graceMs: 1000 });
+    }
   });
 
   it('a CA that forgot the account: a new one is registered, the old key kept aside, the order retried once', async () => {

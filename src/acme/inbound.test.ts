@@ -43,6 +43,11 @@ describe('authorization identifiers', () => {
       'www.example.com',
     );
   });
+  it('accepts an IP identifier in another spelling', () => {
+    expect(
+      assertOrderedIdentifier({ type: 'ip', value: '2001:DB8:0:0:0:0:0:1' }, false, ['2001:db8::1'], ctx),
+    ).toBe('2001:db8::1');
+  });
   it.each([
     [{ type: 'dns', value: '$(touch /tmp/pwned);a.example.com' }, false],
     [{ type: 'dns', value: 'other.example.com' }, false],

@@ -1,9 +1,16 @@
+import { isIP } from 'node:net';
 import { CertkeeperError } from '../errors.js';
 
 /**
  * Checks on what the CA hands us before any of it becomes a file name, a hook argument or a DNS record name.
  * Pure functions: no I/O, so every rule is a unit test.
  */
+
+/** One spelling per name: DNS names lower-cased, IPv6 addresses compressed ("2001:DB8:0:0:0:0:0:1" → "2001:db8::1"). */
+export function canonicalName(name: string): string {
+  const n = name.toLowerCase();
+  return isIP(n) === 6 ? new URL(`http://[${n}]/`).hostname.slice(1, -1) : n;
+}
 
 /** RFC 8555 §8.1: a token is base64url without padding; ≥128 bits of entropy (22 chars). 256 is a generous cap. */
 const TOKEN = /^[A-Za-z0-9_-]{22,256}$/;
@@ -39,8 +46,8 @@ export function assertOrderedIdentifier(
 ): string {
   const type = identifier?.type;
   const value = typeof identifier?.value === 'string' ? identifier.value : undefined;
-  const wanted = new Set(configured.map((d) => d.toLowerCase()));
-  const name = value !== undefined ? `${wildcard ? '*.' : ''}${value.toLowerCase()}` : undefined;
+  const wanted = new Set(configured.map(canonicalName));
+  const name = value !== undefined ? `${wildcard ? '*.' : ''}${canonicalName(value)}` : undefined;
   if ((type === 'dns' || type === 'ip') && name !== undefined && !value!.startsWith('*.') && wanted.has(name))
     return name;
   const shown = JSON.stringify(`${wildcard ? '*.' : ''}${String(value).slice(0, 120)}`);

@@ -23,6 +23,11 @@ describe('checkIssuedCertificate', () => {
     expect(() => check(x, { domains: ['B.example.com', 'a.example.com'] })).not.toThrow();
   });
 
+  it('compares IP addresses in one spelling', async () => {
+    const x = await issued({ names: ['2001:db8::1', '192.0.2.7'] });
+    expect(() => check(x, { domains: ['2001:0DB8:0::1', '192.0.2.7'] })).not.toThrow();
+  });
+
   it('refuses a leaf for another key', async () => {
     const x = await issued();
     const other = await issued();

@@ -1,5 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { CertkeeperError } from '../errors.js';
+import { canonicalName as canonical } from './inbound.js';
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 /** Clock skew tolerated on notBefore (a CA may stamp it a little ahead of our clock). */
@@ -16,7 +17,7 @@ export interface IssuedCheckInput {
   now: Date;
 }
 
-/** The names a certificate covers: DNS and IP SANs, lower-cased. */
+/** The names a certificate covers: DNS and IP SANs. */
 function sansOf(x: X509Certificate): string[] {
   return (x.subjectAltName ?? '')
     .split(/,\s*/)
@@ -56,8 +57,8 @@ export function checkIssuedCertificate(input: IssuedCheckInput): void {
   if (!leaf.checkPrivateKey(createPrivateKey(input.keyPem)))
     throw fail("the leaf's public key is not the key made for this order");
 
-  const got = [...new Set(sansOf(leaf))].sort();
-  const want = [...new Set(input.domains.map((d) => d.toLowerCase()))].sort();
+  const got = [...new Set(sansOf(leaf).map(canonical))].sort();
+  const want = [...new Set(input.domains.map(canonical))].sort();
   if (got.length !== want.length || got.some((n, i) => n !== want[i])) {
     throw fail(`its names are ${got.join(', ') || '(none)'} instead of ${want.join(', ')}`);
   }
