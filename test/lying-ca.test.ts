@@ -135,6 +135,20 @@ describe('a lying CA', () => {
     expect(state).not.toMatch(/SECRET/);
   });
 
+  it('a CA that forgot the account, found while updating the contact: registers again too', async () => {
+    const f = await fixture('http-01');
+    expect((await renew(f.config)).results[0]?.status).toBe('issued');
+    const before = liar.accountsCreated;
+    liar.forgetAccounts();
+    const report = await renew(
+      { ...f.config, acme: { ...f.config.acme, email: 'new@certkeeper.test' } },
+      { force: true },
+    );
+    expect(report.results[0]?.error).toBeUndefined();
+    expect(report.results[0]?.status).toBe('renewed');
+    expect(liar.accountsCreated).toBe(before + 1);
+  });
+
   it('hook output with secrets stays out of GET /v1/jobs/:id and GET /v1/certificates', async () => {
     const f = await fixture('exec', 'leak');
     const daemon = createDaemon(f.config, {

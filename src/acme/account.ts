@@ -107,7 +107,13 @@ async function loadOrRegister(
     });
     useNoncePool(client, directoryUrl);
     if (JSON.stringify(meta.contact) !== JSON.stringify(contact)) {
-      await callAcme('updating the ACME account contact', {}, () => client.updateAccount({ contact }));
+      try {
+        await callAcme('updating the ACME account contact', {}, () => client.updateAccount({ contact }));
+      } catch (err) {
+        if (err instanceof CertkeeperError && err.code === 'CK_ERR_ACME_ACCOUNT_DOES_NOT_EXIST')
+          return registerAfresh(acmeConfig, storagePath, directoryUrl, logger);
+        throw err;
+      }
       await writeFileAtomic(metaPath, JSON.stringify({ ...meta, contact }, null, 2));
     }
     return { client, accountKeyPem, url: meta.url, directoryUrl };
