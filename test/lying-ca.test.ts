@@ -91,7 +91,10 @@ describe('a lying CA', () => {
     const f = await fixture('exec');
     const pwned = join(f.dir, 'pwned');
     liar.options.injectIdentifiers = [`$(touch ${pwned});a.certkeeper.test`, 'evil.example.org'];
+    const deactivatedBefore = liar.deactivations;
     const report = await renew(f.config);
+    // no authorization of the refused order is left pending (2 configured + 2 injected)
+    expect(liar.deactivations - deactivatedBefore).toBe(4);
     expect(report.results[0]?.status).toBe('failed');
     expect(report.results[0]?.error).toMatchObject({ code: 'CK_ERR_ACME_FOREIGN_IDENTIFIER' });
     expect(report.results[0]?.error?.message).toMatch(/not one of the configured names/);

@@ -174,7 +174,13 @@ async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResu
   t = Date.now();
   const authzs = await call('fetching authorizations', { cert }, () => client.getAuthorizations(order));
   mark('authorizations', t);
-  checkAuthorizations(authzs, req);
+  try {
+    checkAuthorizations(authzs, req);
+  } catch (err) {
+    // Nothing was presented; leave no pending authorization behind either.
+    await Promise.allSettled(authzs.map((a) => withProblemCapture(() => client.deactivateAuthorization(a))));
+    throw err;
+  }
   const thumbprint = jwkThumbprint(account.accountKeyPem);
   const todo: {
     authz: acme.Authorization;

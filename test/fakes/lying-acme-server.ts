@@ -43,6 +43,8 @@ export interface LyingAcmeServer {
   /** newAccount calls seen. */
   accountsCreated: number;
   ordersCreated: number;
+  /** Authorizations the client deactivated. */
+  deactivations: number;
   stop(): Promise<void>;
 }
 
@@ -133,6 +135,7 @@ export async function startLyingAcmeServer(options: LyingAcmeOptions = {}): Prom
     forgetAccounts: () => accounts.clear(),
     accountsCreated: 0,
     ordersCreated: 0,
+    deactivations: 0,
     stop: async () => {},
   };
 
@@ -251,7 +254,10 @@ export async function startLyingAcmeServer(options: LyingAcmeOptions = {}): Prom
       let m = /^\/authz\/(\w+)$/.exec(path);
       if (m && authzs.has(m[1]!)) {
         const a = authzs.get(m[1]!)!;
-        if (payload.status === 'deactivated') a.status = 'deactivated';
+        if (payload.status === 'deactivated') {
+          a.status = 'deactivated';
+          self.deactivations++;
+        }
         return send(res, 200, authzJson(m[1]!));
       }
       m = /^\/chall\/(\w+)\/([\w-]+)$/.exec(path);
