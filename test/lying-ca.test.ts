@@ -79,7 +79,9 @@ describe('a lying CA', () => {
   ])('%s is refused before any path is built', async (_what, token) => {
     const f = await fixture('http-01');
     liar.options.token = () => token;
+    const deactivatedBefore = liar.deactivations;
     const report = await renew(f.config);
+    expect(liar.deactivations - deactivatedBefore).toBe(2);
     expect(report.results[0]?.status).toBe('failed');
     expect(report.results[0]?.error).toMatchObject({ code: 'CK_ERR_ACME_BAD_TOKEN' });
     expect(await fs.readFile(f.victim, 'utf8')).toBe('precious\n');

@@ -110,11 +110,18 @@ function describeAuthzFailure(
 
 /**
  * Every authorization of the order must be for one of the configured names (case-insensitively, wildcards as
- * "*.name"): an identifier the CA slipped in never reaches a solver, a hook or a DNS record name.
+ * "*.name"), and the token of the challenge we will use must be an RFC 8555 token: an identifier the CA slipped in
+ * never reaches a solver, a hook or a DNS record name, and a token never becomes a path outside the webroot.
  */
 function checkAuthorizations(authzs: acme.Authorization[], req: OrderRequest): void {
   for (const authz of authzs) {
-    assertOrderedIdentifier(authz.identifier, authz.wildcard === true, req.domains, { cert: req.certName });
+    const name = assertOrderedIdentifier(authz.identifier, authz.wildcard === true, req.domains, {
+      cert: req.certName,
+    });
+    const challenge = authz.challenges.find((c) => c.type === req.solver.type);
+    if (authz.status !== 'valid' && challenge) {
+      assertChallengeToken(challenge.token, { cert: req.certName, domain: name.replace(/^\*\./, '') });
+    }
   }
 }
 
