@@ -42,5 +42,5 @@ export function redactText(text: string): string {
       '$1$2[redacted]',
     )
     .replace(/\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, '[redacted]')
-    .replace(/[A-Za-z0-9+/_=-]{40,}/g, '[redacted]');
+    .replace(/[A-Za-z0-9+_=-]{40,}/g, '[redacted]'); // long opaque strings; paths (with "/") stay readable
 }
