@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
+import { resolveToken } from '../src/daemon/auth.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import type { Timers } from '../src/daemon/scheduler.js';
 
@@ -55,6 +56,20 @@ async function setup(server: Record<string, unknown> = {}, now?: () => Date) {
 }
 
 describe('daemon API request handling', () => {
+  it('refuses an API token with spaces from the environment or the token file', async () => {
+    await expect(
+      resolveToken({}, { CERTKEEPER_TOKEN: 'correct horse battery staple' }),
+    ).rejects.toMatchObject({
+      kind: 'config',
+      field: 'CERTKEEPER_TOKEN',
+    });
+    const file = join(work, 'token');
+    await fs.writeFile(file, 'correct horse battery staple\n');
+    await expect(resolveToken({ tokenFile: file }, {})).rejects.toMatchObject({ field: 'server.tokenFile' });
+    await fs.writeFile(file, `${TOKEN}\n`);
+    expect(await resolveToken({ tokenFile: file }, {})).toBe(TOKEN);
+  });
+
   it('never logs a token sent in the query string', async () => {
     const { app, lines } = await setup();
     await app.inject({ url: `/v1/certificates?token=${TOKEN}&x=1` });
