@@ -110,6 +110,11 @@ function resolvePaths(config: Config, baseDir: string): void {
   config.storage.path = abs(config.storage.path);
   if (config.acme.caBundle) config.acme.caBundle = abs(config.acme.caBundle);
   if (config.server.tokenFile) config.server.tokenFile = abs(config.server.tokenFile);
+  for (const n of config.notify) {
+    if (n.type !== 'email') continue;
+    if (n.smtp.passwordFile) n.smtp.passwordFile = abs(n.smtp.passwordFile);
+    if (n.smtp.caBundle) n.smtp.caBundle = abs(n.smtp.caBundle);
+  }
   for (const c of config.certificates) {
     if (c.challenge.type === 'http-01') c.challenge.webroot = abs(c.challenge.webroot);
     for (const d of c.deploy) if (d.type === 'nginx' && d.signal) d.signal.pidFile = abs(d.signal.pidFile);

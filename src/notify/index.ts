@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import * as email from './email.js';
 import type { NotifyConfig } from './schema.js';
 import * as slack from './slack.js';
 import type { Alert, Notifier } from './types.js';
@@ -12,6 +13,8 @@ export function createNotifier(config: NotifyConfig, timeoutMs?: number): Notifi
       return webhook.create(config, timeoutMs);
     case 'slack':
       return slack.create(config, timeoutMs);
+    case 'email':
+      return email.create(config, timeoutMs);
   }
 }
 
@@ -137,7 +140,7 @@ export class AlertDispatcher {
             error: (err as Error).message,
           },
           last
-            ? `could not deliver the ${alert.event} alert to ${n.name}; giving up (check the notify URL and that it accepts POSTs)`
+            ? `could not deliver the ${alert.event} alert to ${n.name}; giving up (check the target's address, and for e-mail the SMTP settings)`
             : `alert to ${n.name} failed, retrying`,
         );
         if (last) break;
