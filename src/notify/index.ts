@@ -49,7 +49,7 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
  * Also remembers when the 'expiring' alert was last sent per certificate, so it repeats daily until fixed.
  */
 export class AlertDispatcher {
-  private readonly notifiers: Notifier[];
+  private notifiers: Notifier[];
   private readonly pending = new Set<Promise<void>>();
   private readonly lastExpiring = new Map<string, number>();
   private readonly lastAudit = new Map<string, number>();
@@ -71,6 +71,11 @@ export class AlertDispatcher {
     this.now = opts.now ?? (() => new Date());
     this.sleep = opts.sleep ?? abortableSleep;
     this.delays = opts.retryDelaysMs ?? [1000, 5000, 30_000];
+  }
+
+  /** A reloaded configuration's targets; deliveries in flight finish with the old ones. */
+  setTargets(targets: NotifyConfig[]): void {
+    this.notifiers = targets.map((t) => createNotifier(t, this.opts.timeoutMs));
   }
 
   get size(): number {
