@@ -15,11 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');
 const VERSION = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version as string;
-const ENV = {
-  PATH: `${join(process.execPath, '..')}:/usr/bin:/bin`,
-  HOME: tmpdir(),
-  npm_config_update_notifier: 'false',
-};
+let ENV: Record<string, string>;
 
 let work: string;
 let clone: string;
