@@ -49,7 +49,7 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push(JSON.parse(Buffer.concat(chunks).toString()));
+      received.push({ ...JSON.parse(Buffer.concat(chunks).toString()), path: req.url });
       res.writeHead(200).end();
     });
   });
@@ -143,12 +143,17 @@ describe('POST /v1/reload', () => {
   it('a valid file is applied: a new certificate is listed and ordered at once, the schedule and targets change', async () => {
     const { daemon, file, reload, names, metric } = await setup(['a']);
     expect(await names()).toEqual(['a']);
-    await fs.writeFile(file, yaml(['a', 'b']).replace('0 3 * * *', '30 4 * * *'));
+    await fs.writeFile(
+      file,
+      yaml(['a', 'b'])
+        .replace('0 3 * * *', '30 4 * * *')
+        .replace(`url: "${receiverUrl}"`, `url: "${receiverUrl}-new"`),
+    );
     const r = await reload();
     expect(r.statusCode, r.body).toBe(200);
     expect(r.json()).toMatchObject({
       reloaded: true,
-      changed: ['schedule', 'certificates added: b'],
+      changed: ['schedule', 'notify', 'certificates added: b'],
       restartNeeded: [],
     });
     expect(await names()).toEqual(['a', 'b']);
@@ -161,8 +166,8 @@ describe('POST /v1/reload', () => {
     expect(await metric('certkeeper_config_last_reload_successful')).toBe('1');
     expect(await metric('certkeeper_config_reloads_total{result="success"}')).toBe('1');
     await daemon.alerts.flush();
-    // the failure alert for b went to the (unchanged) webhook
-    expect(received.map((a) => a.certificate)).toEqual(['b']);
+    // the failure alert for b went to the new webhook address
+    expect(received.map((a) => [a.certificate, a.path])).toEqual([['b', '/hook-new']]);
   });
 
   it('an invalid file keeps the old configuration running and says why: 422, log, alert, metric', async () => {
