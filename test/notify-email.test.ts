@@ -4,7 +4,7 @@
  * daemon's dispatcher, so the e-mail target gets the same events and repeat rules as the webhook.
  */
 import { promises as fs } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,6 +16,7 @@ import { createSelfSigned } from '../src/crypto/selfsigned.js';
 import { ConfigError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
 import { type Alert, AlertDispatcher } from '../src/notify/index.js';
+import { pollUntil } from './harness/index.js';
 
 const USER = 'certkeeper@certkeeper.test';
 const PASSWORD = 'smtp-secret-5c2f8e1d';
@@ -241,6 +242,28 @@ describe('e-mail alerts', () => {
     const log = lines.join('');
     expect(log).toMatch(/127\.0\.0\.1:\d+: Invalid login: 535/);
     expect(log).not.toContain('wrong-password-123');
+  });
+
+  it('a stop does not wait for a server that never answers', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((sock) => sockets.push(sock)); // accepts, never greets
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      // With a 10-minute SMTP timeout only the abort can end this delivery within the test's time.
+      const alerts = new AlertDispatcher(emailConfig(port, { timeoutSeconds: 600 }), {
+        logger: silentLogger,
+        retryDelaysMs: [],
+      });
+      alerts.notify(failure);
+      await pollUntil(async () => sockets.length > 0, { attempts: 100, intervalMs: 20 });
+      await alerts.close(0);
+      expect(alerts.failed).toBe(1);
+      expect(alerts.delivered).toBe(0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 
   it('checks the configuration: addresses, password without user, a password over plain SMTP', () => {

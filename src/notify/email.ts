@@ -85,11 +85,19 @@ export function create(config: EmailNotifyConfig, timeoutMs?: number): Notifier 
         logger: false,
         debug: false,
       });
-      const abort = () => transport.close();
-      signal.addEventListener('abort', abort, { once: true });
+      // A stop must not wait for a slow server: give up at once (closing what can be closed).
+      let onAbort = () => {};
+      const aborted = new Promise<never>((_resolve, reject) => {
+        onAbort = () => {
+          transport.close();
+          reject(new Error('not sent: shutting down'));
+        };
+      });
+      aborted.catch(() => {});
+      signal.addEventListener('abort', onAbort, { once: true });
       try {
-        if (signal.aborted) throw new Error(`${where}: not sent, shutting down`);
-        await transport.sendMail({
+        if (signal.aborted) throw new Error('not sent: shutting down');
+        const sent = transport.sendMail({
           from: config.from,
           to: config.to,
           subject: emailSubject(alert, config.subjectPrefix),
@@ -99,12 +107,14 @@ export function create(config: EmailNotifyConfig, timeoutMs?: number): Notifier 
             'X-Certkeeper-Certificate': oneLine(alert.certificate, 200),
           },
         });
+        sent.catch(() => {});
+        await Promise.race([sent, aborted]);
       } catch (err) {
         const e = err as Error & { responseCode?: number; code?: string };
         // nodemailer's messages carry the server's answer (e.g. "Invalid login: 535 ..."), not what we sent.
         throw new Error(`${where}: ${e.message}${e.code ? ` (${e.code})` : ''}`);
       } finally {
-        signal.removeEventListener('abort', abort);
+        signal.removeEventListener('abort', onAbort);
         transport.close();
       }
     },
