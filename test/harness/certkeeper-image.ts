@@ -3,7 +3,7 @@
  * test/docker-image.test.ts explains: the base `node:22-bookworm-slim` is imported from a Node binary
  * (buildNodeBaseImage), and the build stage gets `--build-arg PREBUILT=1` with a context whose prebuilt/ holds dist/
  * compiled here and this checkout's production node_modules (hard links). The runtime stage is the Dockerfile as
- * users build it.
+ * users build it. Node in the image: opts.nodeBin, else $CERTKEEPER_NODE22, else the Node running the test.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
@@ -29,7 +29,7 @@ export async function buildCertkeeperImage(
 ): Promise<string> {
   const ctx = await fs.mkdtemp(join(d.dir, 'ck-context-'));
   try {
-    const base = buildNodeBaseImage(d, opts.nodeBin ?? process.execPath);
+    const base = buildNodeBaseImage(d, opts.nodeBin ?? (process.env.CERTKEEPER_NODE22 || process.execPath));
     for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
       await fs.copyFile(join(REPO, f), join(ctx, f));
     }
