@@ -65,7 +65,15 @@ export function runCommand(): Command {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
       // The outcome is logged (and alerted when invalid) by the reloader.
-      const onHup = () => void daemon.reload('SIGHUP');
+      const onHup = () =>
+        void daemon
+          .reload('SIGHUP')
+          .catch((err: unknown) =>
+            logger.error(
+              { event: 'config.reload_failed', error: String(err) },
+              `SIGHUP: reload failed: ${String(err)}`,
+            ),
+          );
       process.on('SIGHUP', onHup);
 
       await daemon.start().catch(async (err) => {

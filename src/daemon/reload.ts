@@ -166,7 +166,15 @@ export class ConfigReloader {
       return outcome;
     }
     const { changed, restartNeeded } = configChanges(target.config, next);
-    await target.useConfig(next);
+    try {
+      await target.useConfig(next);
+    } catch (err) {
+      // Swapped in, but the follow-up check (reading the store, the due-check) failed: the next tick tries again.
+      logger.error(
+        { event: 'config.check_failed', error: (err as Error).message },
+        `configuration reloaded, but checking the certificates after it failed (${(err as Error).message}); the next scheduled check tries again`,
+      );
+    }
     const outcome: ReloadOutcome = { ok: true, source, at: at.toISOString(), changed, restartNeeded };
     this.record(outcome);
     logger.info(
