@@ -58,6 +58,11 @@ export const API_ERRORS = {
     message: 'this daemon was not started from a configuration file',
     hint: 'start it with certkeeper run --config FILE (or CERTKEEPER_CONFIG) to reload that file',
   },
+  CK_ERR_FORCE_COOLDOWN: {
+    status: 429,
+    message: 'this certificate was force-renewed moments ago',
+    hint: 'wait for Retry-After seconds, or renew without force (the schedule renews when due); the pause is server.forceCooldownSeconds',
+  },
   CK_ERR_SHUTTING_DOWN: {
     status: 503,
     message: 'the daemon is shutting down and takes no new jobs',
