@@ -138,6 +138,9 @@ describe('POST /v1/reload', () => {
     expect(r.statusCode).toBe(401);
     expect(r.json().error.code).toBe('CK_ERR_UNAUTHORIZED');
     expect(daemon.reloader.last).toBeUndefined();
+    const get = await daemon.app!.inject({ method: 'GET', url: '/v1/reload' });
+    expect(get.statusCode).toBe(405);
+    expect(get.headers.allow).toBe('POST');
   });
 
   it('a valid file is applied: a new certificate is listed and ordered at once, the schedule and targets change', async () => {
