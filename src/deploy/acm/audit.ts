@@ -17,6 +17,7 @@ import { awsErrorName, buildAcmClient, clientCache, hintForAwsError } from './cl
 import {
   ACM_KEY_ALGORITHMS,
   CLOUDFRONT_KEY_ALGORITHMS,
+  CLOUDFRONT_KEYS_TEXT,
   describeAlgorithm,
   normalizeAlgorithm,
 } from './keys.js';
@@ -228,7 +229,7 @@ export function judge(d: CertificateDetail, region: string, ctx: JudgeContext): 
       'cloudfront-key',
       'critical',
       `attached to CloudFront (${distributions.join(', ')}) with a ${describeAlgorithm(alg)} key, which CloudFront does not accept; ACM cannot change the key type of an ARN`,
-      `issue a replacement with an RSA 2048 or ECDSA P-256 key (certkeeper: keyType: ecdsa-p256 with a new acm deployer, which creates a new ARN), attach it to ${distributions.join(', ')}, then delete ${arn}`,
+      `issue a replacement with an ${CLOUDFRONT_KEYS_TEXT} key (certkeeper: keyType: ecdsa-p256 with a new acm deployer, which creates a new ARN), attach it to ${distributions.join(', ')}, then delete ${arn}`,
     );
   }
   return out;
