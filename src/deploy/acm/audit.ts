@@ -158,7 +158,7 @@ export function judge(d: CertificateDetail, region: string, ctx: JudgeContext): 
       'email-validation',
       inUse ? 'critical' : 'warning',
       `ACM-issued certificate validated by e-mail (${emailDomains.join(', ')}): its renewal waits for someone to click the approval e-mail and silently expires otherwise; used by ${usedBy}`,
-      `request a DNS-validated replacement (${requestCmd}), create the CNAME records it lists, swap it in on ${inUse ? inUseBy.join(', ') : 'the resources that should use it'}, then delete ${arn}`,
+      `run certkeeper acm replace ${arn} (it requests a DNS-validated replacement, writes its CNAMEs in Route53, swaps it in on ${inUse ? inUseBy.join(', ') : 'nothing: not in use'} and, with --delete-old, deletes the old one); by hand: ${requestCmd}`,
     );
   }
 
@@ -169,7 +169,7 @@ export function judge(d: CertificateDetail, region: string, ctx: JudgeContext): 
       'pending-validation',
       'warning',
       `requested ${hours} hours ago and still PENDING_VALIDATION (ACM gives up 72 hours after the request)`,
-      `create the validation records shown by "aws acm describe-certificate --region ${region} --certificate-arn ${arn}" (or approve the e-mail), or delete the request if nobody needs it`,
+      `run certkeeper acm replace ${arn} --delete-old (a DNS-validated request whose CNAMEs certkeeper writes in Route53), or create the validation records shown by "aws acm describe-certificate --region ${region} --certificate-arn ${arn}", or delete the request if nobody needs it`,
     );
   }
 

@@ -71,7 +71,10 @@ describe('CloudFront key rules', () => {
         domains: ['cdn.example.test'],
         keyType,
         challenge: { type: 'http-01', webroot: '/tmp/ck-keys-test/www' },
-        deploy: [{ type: 'acm', region: 'eu-west-1' }, { type: 'acm', cloudfront }],
+        deploy: [
+          { type: 'acm', region: 'eu-west-1' },
+          { type: 'acm', cloudfront },
+        ],
       },
     ],
   });

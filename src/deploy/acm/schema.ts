@@ -63,13 +63,18 @@ export const acmDeploySchema = z
   });
 export type AcmDeployConfig = z.infer<typeof acmDeploySchema>;
 
-/** `acmAudit: { regions: [us-east-1], expiringDays: 30 }` — also run daily by the daemon when present. */
+/** `acmAudit: { regions: [us-east-1], expiringDays: 30, replace: false }` — also run daily by the daemon when present. */
 export const acmAuditSchema = z.strictObject({
   regions: z
     .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as us-east-1'))
     .min(1, 'list at least one region')
     .default(['us-east-1']),
   expiringDays: z.number().int().positive().default(30),
+  /**
+   * The daemon replaces email-validation and pending-validation findings by itself (certkeeper acm replace, one at a
+   * time, an alert at each step). Off by default: the audit alert then carries the command to run.
+   */
+  replace: z.boolean().default(false),
 });
 export type AcmAuditConfig = z.infer<typeof acmAuditSchema>;
 
