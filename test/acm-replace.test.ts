@@ -46,6 +46,8 @@ let probeAddress: string;
 let oldSerial: string;
 let newSerial: string;
 let otherArn: string;
+/** While set, ACM's view of DNS misses the CNAMEs (an undelegated zone). */
+let dnsBroken = false;
 
 const acmSerial = (pem: string) =>
   new X509Certificate(pem).serialNumber.toLowerCase().match(/../g)!.join(':');
@@ -59,7 +61,7 @@ beforeAll(async () => {
   oldSerial = acmSerial(oldTls.certPem);
   newSerial = acmSerial(newTls.certPem);
   acm = await startFakeAcm({
-    cnameLookup: (name) => r53.lookup(name, 'CNAME')?.[0],
+    cnameLookup: (name) => (dnsBroken ? undefined : r53.lookup(name, 'CNAME')?.[0]),
     recordsAfterDescribes: 1,
     onIssued: (c) => {
       c.serial = newSerial;
@@ -281,6 +283,52 @@ describe('certkeeper acm replace', () => {
     expect(again.code).toBe(0);
     expect(acm.certificates.has(s.old.arn)).toBe(false);
     expect(mutationCounts()).toEqual({ ...m, acm: m.acm + 1 });
+    // And after that, the same command only says so.
+    const done = await run([s.old.arn, '--yes', '--delete-old', '--no-probe']);
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain(`progress:    done (${newArn}): already replaced, old certificate deleted`);
+    expect(mutationCounts()).toEqual({ ...m, acm: m.acm + 1 });
+  });
+
+  it("--findings takes the audit's email-validation and pending-validation findings in the regions given", async () => {
+    const mail = acm.seed({
+      region: 'eu-west-1',
+      domainName: 'eu.example.test',
+      type: 'AMAZON_ISSUED',
+      validationMethod: 'EMAIL',
+      notAfter: new Date(Date.now() + 100 * 86_400_000),
+    });
+    acm.seed({ region: 'eu-west-1', domainName: 'fine.example.test', type: 'AMAZON_ISSUED' });
+    const r = await run(['--findings', '--region', 'eu-west-1', '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.match(/^replace /gm)).toHaveLength(1);
+    expect(r.stdout).toContain(`replace ${mail.arn}`);
+    expect(r.stdout).toContain('in use by:   nothing (no swap)');
+    const none = await run(['--findings', '--region', 'ap-south-1', '--dry-run']);
+    expect(none.stdout).toContain('nothing to replace');
+    const both = await run([mail.arn, '--findings']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('ARN... or --findings (not both)');
+  });
+
+  it('ISSUED does not come in time: a clear error, progress kept; once DNS answers, the next run finishes', async () => {
+    const s = scenario({ alb: false });
+    dnsBroken = true;
+    const slow = await run([s.old.arn, '--yes', '--no-probe'], {
+      replaceTiming: { ...TIMING, issueTimeoutMs: 300 },
+    });
+    dnsBroken = false;
+    expect(slow.code).toBe(2);
+    expect(slow.stderr).toMatch(/is still PENDING_VALIDATION 1s after its CNAMEs were written/);
+    expect(slow.stderr).toContain(`example.test (${ZONE}) is the zone the registrar delegates to`);
+    expect(slow.stderr).toContain('no CAA record forbids amazon.com');
+    expect((await ReplaceStateStore.forStorage(storage).read(s.old.arn))?.step).toBe('records-written');
+    const r53Writes = r53.count('ChangeResourceRecordSets');
+    const again = await run([s.old.arn, '--yes', '--no-probe']);
+    expect(again.code).toBe(0);
+    expect(requestsFor(s.old.arn)).toHaveLength(1);
+    expect(r53.count('ChangeResourceRecordSets')).toBe(r53Writes);
+    expect(acm.certificates.get(s.old.arn)!.inUseBy).toEqual([]);
   });
 
   it('--dry-run prints the plan and sends no mutating call', async () => {

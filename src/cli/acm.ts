@@ -312,9 +312,7 @@ async function runReplace(
     };
     const plans: ReplacePlan[] = [];
     for (const arn of [...new Set(targets)]) plans.push(await planReplacement(arn, base));
-    if (!o.json || o.dryRun) {
-      if (!o.json) out(plans.map(formatPlan).join('\n'));
-    }
+    if (!o.json) out(plans.map(formatPlan).join('\n'));
     if (o.dryRun) {
       if (o.json) out(`${JSON.stringify({ dryRun: true, plans }, null, 2)}\n`);
       else out('\n--dry-run: nothing was changed\n');
@@ -380,8 +378,13 @@ export function formatPlan(p: ReplacePlan): string {
     }
   }
   if (p.progress) {
+    const done = p.progress.step === 'done';
     lines.push(
-      `  progress:    ${p.progress.step}${p.progress.newArn ? ` (${p.progress.newArn})` : ''}: an earlier run stopped here; continuing`,
+      `  progress:    ${p.progress.step}${p.progress.newArn ? ` (${p.progress.newArn})` : ''}: ${
+        done
+          ? `already replaced${p.progress.oldDeletedAt ? ', old certificate deleted' : ''}`
+          : 'an earlier run stopped here; continuing'
+      }`,
     );
   }
   return `${lines.join('\n')}\n`;

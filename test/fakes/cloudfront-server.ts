@@ -104,7 +104,8 @@ export async function startFakeCloudFront(opts: { acm?: FakeAcm } = {}): Promise
     const arn = tag(inner, 'ACMCertificateArn');
     if (arn) {
       const cert = opts.acm?.certificates.get(arn);
-      if (opts.acm && (!cert || cert.region !== 'us-east-1' || cert.status !== 'ISSUED'))
+      const usable = cert?.region === 'us-east-1' && cert.status === 'ISSUED';
+      if (opts.acm && !usable)
         throw new ApiError(
           400,
           'InvalidViewerCertificate',

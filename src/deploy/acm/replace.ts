@@ -246,6 +246,10 @@ export async function planReplacement(oldArn: string, deps: ReplaceDeps): Promis
   const store = ReplaceStateStore.forStorage(deps.storagePath);
   const progress = await store.read(oldArn);
   const acm = deps.clients.acm(region);
+  if (progress?.step === 'done' && progress.oldDeletedAt && progress.newArn) {
+    // Finished, old certificate deleted: nothing left to look at in AWS.
+    return finishedPlan(progress);
+  }
   const old = await describe(acm, region, oldArn);
   if (old.Type === 'PRIVATE') {
     throw new CertkeeperError(
@@ -343,6 +347,36 @@ export async function planReplacement(oldArn: string, deps: ReplaceDeps): Promis
     manual,
     ...(progress && { progress }),
   };
+}
+
+function finishedPlan(p: ReplaceState): ReplacePlan {
+  return {
+    oldArn: p.oldArn,
+    region: p.region,
+    domainName: p.domains[0] ?? '',
+    names: p.domains,
+    oldStatus: 'DELETED',
+    oldType: 'AMAZON_ISSUED',
+    oldValidation: [],
+    oldKeyAlgorithm: p.keyAlgorithm,
+    keyAlgorithm: p.keyAlgorithm,
+    keyReason: 'as requested by the earlier run',
+    tags: [],
+    idempotencyToken: idempotencyTokenFor(p.oldArn),
+    zones: [],
+    resources: p.swapped.map((s) => ({
+      arn: s.resource,
+      kind: s.kind,
+      changes: ['already swapped by an earlier run'],
+      alreadyNew: true,
+    })),
+    manual: [],
+    progress: p,
+  };
+}
+
+function duration(ms: number): string {
+  return ms < 120_000 ? `${Math.ceil(ms / 1000)}s` : `${Math.round(ms / 60_000)} minutes`;
 }
 
 function arnRegion(arn: string): string {
@@ -745,7 +779,7 @@ async function waitForIssued(
       const zones = plan.zones.map((z) => `${z.zoneName} (${z.zoneId})`).join(', ');
       throw new CertkeeperError(
         'aws',
-        `${newArn} is still PENDING_VALIDATION ${Math.round(t.issueTimeoutMs / 60_000)} minutes after its CNAMEs were written`,
+        `${newArn} is still PENDING_VALIDATION ${duration(t.issueTimeoutMs)} after its CNAMEs were written`,
         {
           code: 'CK_ERR_ACM_REPLACE_TIMEOUT',
           hint: `ACM reads the CNAMEs from public DNS: check that ${zones} is the zone the registrar delegates to (dig NS), and that no CAA record forbids amazon.com; then run the same command again (it continues with the same certificate)`,
