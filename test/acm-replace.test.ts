@@ -331,6 +331,38 @@ describe('certkeeper acm replace', () => {
     expect(acm.certificates.get(s.old.arn)!.inUseBy).toEqual([]);
   });
 
+  it('asks before acting: a "no" (or no terminal and no --yes) changes nothing', async () => {
+    const s = scenario();
+    const m = mutationCounts();
+    let asked = '';
+    const no = await run([s.old.arn], {
+      confirm: async (q) => {
+        asked = q;
+        return false;
+      },
+    });
+    expect(asked).toBe('Replace 1 certificate(s) as planned above? [y/N] ');
+    expect(no.code).toBe(1);
+    expect(no.stderr).toContain('nothing was changed');
+    const noTty = await run([s.old.arn]);
+    expect(noTty.code).toBe(2);
+    expect(noTty.stderr).toContain('stdin is not a terminal');
+    expect(noTty.stderr).toContain('fix: look at the plan with --dry-run, then run again with --yes');
+    expect(mutationCounts()).toEqual(m);
+  });
+
+  it('says what it does and what the exit codes mean in --help', () => {
+    const replace = acmCommand().commands.find((c) => c.name() === 'replace')!;
+    let help = '';
+    replace.configureOutput({ writeOut: (s) => (help += s) });
+    replace.outputHelp();
+    expect(help).toContain(
+      'Exit codes: 0 replaced (or --dry-run), 1 replaced but something is left for a human, 2 error.',
+    );
+    expect(help).toContain('--delete-old');
+    expect(help).toContain('<storage>/acm-replace/');
+  });
+
   it('--dry-run prints the plan and sends no mutating call', async () => {
     const s = scenario();
     const m = mutationCounts();
