@@ -58,7 +58,7 @@ export function acmCommand(deps: AcmCliDeps = {}): Command {
     });
 
   const acm = new Command('acm').description(
-    'AWS Certificate Manager: audit certificates that will not renew by themselves',
+    'AWS Certificate Manager: audit certificates that will not renew by themselves, and replace them',
   );
   acm
     .command('audit')
