@@ -63,6 +63,7 @@ beforeAll(async () => {
   acm = await startFakeAcm({
     cnameLookup: (name) => (dnsBroken ? undefined : r53.lookup(name, 'CNAME')?.[0]),
     recordsAfterDescribes: 1,
+    failureFor: (c) => (c.domainName.startsWith('caa.') ? 'CAA_ERROR' : undefined),
     onIssued: (c) => {
       c.serial = newSerial;
     },
@@ -426,6 +427,17 @@ describe('certkeeper acm replace', () => {
     client.destroy();
     expect(cfg.Comment).toBe('edited by someone else');
     expect(cfg.ViewerCertificate!.ACMCertificateArn).not.toBe(s.old.arn);
+  });
+
+  it('a CAA record that forbids Amazon: FAILED (CAA_ERROR) with the fix, nothing swapped', async () => {
+    const s = scenario({ domain: 'caa.example.test', alb: false });
+    const r = await run([s.old.arn, '--yes', '--no-probe']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/certificate\/[0-9a-f-]+ is FAILED \(CAA_ERROR\), not ISSUED/);
+    expect(r.stderr).toContain(
+      'a CAA record on caa.example.test, www.caa.example.test (or a parent) forbids Amazon',
+    );
+    expect(acm.certificates.get(s.old.arn)!.inUseBy).toEqual([cf.arnOf(s.distId)]);
   });
 
   it('a name without a Route53 zone: nothing is changed, and the error says so', async () => {

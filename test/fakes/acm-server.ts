@@ -105,6 +105,8 @@ export interface FakeAcmOptions {
   cnameLookup?: (name: string) => string | undefined;
   /** DescribeCertificate calls before a requested certificate shows its validation records (default 1). */
   recordsAfterDescribes?: number;
+  /** A FailureReason (e.g. CAA_ERROR) for a requested certificate: it turns FAILED instead of ISSUED. */
+  failureFor?: (cert: FakeCertificate) => string | undefined;
   /** Called when a requested certificate turns ISSUED (tests set its serial to the one a local TLS server presents). */
   onIssued?: (cert: FakeCertificate) => void;
 }
@@ -305,6 +307,12 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
     if (!v || c.status !== 'PENDING_VALIDATION') return;
     v.describes++;
     if (v.describes <= v.shownAfter || !options.cnameLookup) return;
+    const failure = options.failureFor?.(c);
+    if (failure) {
+      c.status = 'FAILED';
+      c.failureReason = failure;
+      return;
+    }
     const norm = (n: string | undefined) => n?.toLowerCase().replace(/\.$/, '');
     if (!v.records.every((r) => norm(options.cnameLookup!(r.name)) === norm(r.value))) return;
     const t = now();

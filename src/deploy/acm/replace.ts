@@ -756,7 +756,7 @@ function notIssued(d: CertificateDetail, plan: ReplacePlan, newArn: string): Cer
     permanent: true,
     hint:
       reason === 'CAA_ERROR'
-        ? `a CAA record on ${plan.names.join(', ')} (or a parent) forbids Amazon: add "0 issue \\"amazon.com\\"" to it, delete ${newArn} and the progress file, and run again`
+        ? `a CAA record on ${plan.names.join(', ')} (or a parent) forbids Amazon: add the CAA record 0 issue "amazon.com" beside the others, delete ${newArn} and its progress file under <storage>/acm-replace/, and run again`
         : `look at ${newArn} in the ACM console; then delete it and the progress file under <storage>/acm-replace/ to request a new one`,
   });
 }
