@@ -182,4 +182,30 @@ describe('acmAudit.replace in the daemon', () => {
     await a.stop();
     await alerts.close();
   });
+
+  it('a replacement that cannot be planned (no Route53 zone) alerts with the fix and changes nothing', async () => {
+    received.length = 0;
+    const lost = acm.seed({
+      domainName: 'shop.elsewhere.test',
+      type: 'AMAZON_ISSUED',
+      validationMethod: 'EMAIL',
+      notAfter: new Date(Date.now() + 100 * DAY),
+    });
+    const { a, alerts } = auditor(true);
+    await a.run();
+    await a.replacementsIdle();
+    await alerts.flush();
+    const failed = received.find(
+      (b) => b.code === 'ACM_REPLACE_FAILED' && (b.audit as { arn: string }).arn === lost.arn,
+    )!;
+    expect(String(failed.message)).toContain('no Route53 hosted zone covers shop.elsewhere.test');
+    expect(String(failed.message)).toContain('nothing was changed');
+    expect(String(failed.hint)).toContain('create a public hosted zone for shop.elsewhere.test');
+    expect(
+      acm.requests.some((r) => r.op === 'RequestCertificate' && r.body.DomainName === lost.domainName),
+    ).toBe(false);
+    expect(a.replaceFailures).toBe(1);
+    await a.stop();
+    await alerts.close();
+  });
 });

@@ -1,7 +1,7 @@
 import type { ACMClient } from '@aws-sdk/client-acm';
 import type { Config } from '../config/schema.js';
 import type { Finding, FindingRule } from '../deploy/acm/audit.js';
-import type { ReplaceDeps, ReplaceEvent } from '../deploy/acm/replace.js';
+import type { ReplaceDeps, ReplaceEvent, ReplacePlan } from '../deploy/acm/replace.js';
 import type { AcmAuditConfig } from '../deploy/acm/schema.js';
 import { asCertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -256,27 +256,36 @@ export class AcmAuditor {
         if (this.stopped) return;
         const done = await store.read(arn).catch(() => undefined);
         if (done?.step === 'done') continue;
-        try {
-          await executeReplacement(await planReplacement(arn, deps), deps);
-          this.replaced++;
-        } catch (err) {
+        const failed = (err: unknown) => {
           const ce = asCertkeeperError(err, 'aws');
           this.replaceFailures++;
           log.error(
             { event: 'acm_replace.failed', arn, code: ce.code, error: ce.message, hint: ce.hint },
             `replacing ${arn} failed (the next audit tries again, continuing where it stopped): ${ce.message}`,
           );
-          // A failure in planning happens before any step: it still gets its alert.
-          if (!done && !(await store.read(arn).catch(() => undefined))) {
-            this.replaceAlert({
-              step: 'failed',
-              oldArn: arn,
-              region: arn.split(':')[3] ?? '',
-              domain: findings.find((f) => f.arn === arn)?.domain ?? arn,
-              message: ce.message,
-              error: ce,
-            });
-          }
+          return ce;
+        };
+        let plan: ReplacePlan;
+        try {
+          plan = await planReplacement(arn, deps);
+        } catch (err) {
+          // Planning fails before any step (no Route53 zone, access denied): it still gets its alert.
+          const ce = failed(err);
+          this.replaceAlert({
+            step: 'failed',
+            oldArn: arn,
+            region: arn.split(':')[3] ?? '',
+            domain: findings.find((f) => f.arn === arn)?.domain ?? arn,
+            message: ce.message,
+            error: ce,
+          });
+          continue;
+        }
+        try {
+          await executeReplacement(plan, deps);
+          this.replaced++;
+        } catch (err) {
+          failed(err); // executeReplacement already alerted through onStep('failed')
         }
       }
     } finally {
