@@ -429,6 +429,17 @@ describe('certkeeper acm replace', () => {
     expect(cfg.ViewerCertificate!.ACMCertificateArn).not.toBe(s.old.arn);
   });
 
+  it('a resource ACM still lists but that uses another certificate (InUseBy lags) is left unchanged', async () => {
+    const elsewhere = cf.seed({ id: 'ELAGGING', aliases: ['lag.example.test'], acmCertificateArn: otherArn });
+    const s = scenario({ alb: false, extraUsers: [elsewhere] });
+    const r = await run([s.old.arn, '--yes', '--no-probe']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`uses ${otherArn}: left unchanged`);
+    expect(cf.configXml('ELAGGING')).toContain(`<ACMCertificateArn>${otherArn}</ACMCertificateArn>`);
+    expect(cf.mutations().filter((c) => c.path.includes('ELAGGING'))).toEqual([]);
+  });
+
   it('a CAA record that forbids Amazon: FAILED (CAA_ERROR) with the fix, nothing swapped', async () => {
     const s = scenario({ domain: 'caa.example.test', alb: false });
     const r = await run([s.old.arn, '--yes', '--no-probe']);

@@ -49,6 +49,8 @@ export interface SwapOutcome {
   changes: string[];
   /** Already on the new certificate (a resumed run). */
   alreadyNew: boolean;
+  /** It uses neither certificate (ACM's InUseBy lags behind changes): why nothing changes. */
+  notUsing?: string;
 }
 
 export interface SwapContext {
@@ -115,16 +117,8 @@ export async function swapCloudFront(
     };
     if (ctx.newArn && current === ctx.newArn) return { ...out, alreadyNew: true };
     if (!cfg || !vc || current !== ctx.oldArn) {
-      // ACM lists it, but the distribution shows something else: never guess, leave it to a human.
-      throw new CertkeeperError(
-        'aws',
-        `CloudFront distribution ${id} uses ${current ?? 'no ACM certificate'}, not ${ctx.oldArn}: left unchanged`,
-        {
-          code: 'CK_ERR_ACM_REPLACE_SWAP',
-          permanent: true,
-          hint: `look at the distribution's viewer certificate in the CloudFront console; InUseBy in ACM can lag behind a change by a few minutes`,
-        },
-      );
+      // ACM still lists it (InUseBy lags a few minutes), but it no longer uses the old one: nothing to change.
+      return { ...out, notUsing: `uses ${current ?? 'no ACM certificate'}: left unchanged` };
     }
     out.changes.push(
       'ViewerCertificate.ACMCertificateArn → new certificate (UpdateDistribution with IfMatch)',
@@ -256,15 +250,7 @@ export async function swapLoadBalancer(
   }
   if (out.changes.length === 0) {
     if (sawNew) return { ...out, alreadyNew: true };
-    throw new CertkeeperError(
-      'aws',
-      `no HTTPS/TLS listener of ${loadBalancerArn} uses ${ctx.oldArn}: left unchanged`,
-      {
-        code: 'CK_ERR_ACM_REPLACE_SWAP',
-        permanent: true,
-        hint: "InUseBy in ACM can lag behind a change by a few minutes; look at the load balancer's listeners in the EC2 console",
-      },
-    );
+    return { ...out, notUsing: 'no HTTPS/TLS listener uses the old certificate: left unchanged' };
   }
   if (ctx.apply && ctx.newArn) {
     ctx.logger.info(

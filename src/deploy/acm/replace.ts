@@ -324,7 +324,7 @@ export async function planReplacement(oldArn: string, deps: ReplaceDeps): Promis
     resources.push({
       arn,
       kind,
-      changes: o.alreadyNew ? ['already on the new certificate'] : o.changes,
+      changes: o.alreadyNew ? ['already on the new certificate'] : o.notUsing ? [o.notUsing] : o.changes,
       alreadyNew: o.alreadyNew,
     });
   }
@@ -493,6 +493,10 @@ export async function executeReplacement(
           kind === 'cloudfront'
             ? await swapCloudFront(deps.clients.cloudfront(), arn, ctx)
             : await swapLoadBalancer(deps.clients.elbv2(arnRegion(arn)), arn, ctx);
+        if (o.notUsing) {
+          log.info({ event: 'acm_replace.not_using', resource: arn }, `${arn} ${o.notUsing}`);
+          continue;
+        }
         await save({
           swapped: [
             ...state.swapped,
