@@ -85,6 +85,7 @@ export function acmCommand(deps: AcmCliDeps = {}): Command {
 Rules: email-validation, pending-validation (over a day), renewal-ineligible (while in use),
 expiring (within N days), unmanaged-import (imported, not renewed by certkeeper),
 cloudfront-key (attached to CloudFront with a key it does not accept).
+email-validation and pending-validation findings are fixed by certkeeper acm replace (see its --help).
 
 Exit codes: 0 no findings, 1 findings, 2 error (configuration, credentials, AWS API).
 Needs acm:ListCertificates, acm:DescribeCertificate and acm:ListTagsForCertificate; AWS_* settings as for the AWS CLI.
