@@ -61,6 +61,8 @@ export interface FakeCertificate {
     describes: number;
   };
   failureReason?: string;
+  /** Options.CertificateTransparencyLoggingPreference (ACM-issued certificates). */
+  transparencyLogging?: 'ENABLED' | 'DISABLED';
 }
 
 export interface SeedInput extends Partial<Omit<FakeCertificate, 'arn'>> {
@@ -189,6 +191,7 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
         renewalStatusReason: input.renewalStatusReason,
         tags: input.tags ?? [],
         lastImport: input.lastImport,
+        transparencyLogging: input.transparencyLogging,
       };
       certificates.set(cert.arn, cert);
       return cert;
@@ -287,6 +290,9 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
       renewalEligibility: 'INELIGIBLE',
       createdAt: now(),
       tags,
+      transparencyLogging:
+        (b.Options as { CertificateTransparencyLoggingPreference?: 'ENABLED' | 'DISABLED' } | undefined)
+          ?.CertificateTransparencyLoggingPreference ?? 'ENABLED',
     });
     if (method === 'DNS') {
       const bases = [...new Set(names.map((n) => n.replace(/^\*\./, '')))];
@@ -513,6 +519,9 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
       Type: c.type,
       RenewalEligibility: c.renewalEligibility,
       ...(c.failureReason && { FailureReason: c.failureReason }),
+      ...(c.transparencyLogging && {
+        Options: { CertificateTransparencyLoggingPreference: c.transparencyLogging },
+      }),
       ...(c.type === 'AMAZON_ISSUED' &&
         c.renewalStatus && {
           RenewalSummary: {

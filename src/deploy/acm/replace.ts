@@ -141,6 +141,8 @@ export interface ReplacePlan {
   /** Copied to the replacement, plus certkeeper:replaces=<old ARN>. */
   tags: Tag[];
   idempotencyToken: string;
+  /** The old certificate's certificate-transparency preference, kept (DISABLED only when it was). */
+  transparencyLogging?: 'ENABLED' | 'DISABLED';
   /** Route53 zone of each validated name (wildcards by their base). */
   zones: { domain: string; zoneId: string; zoneName: string }[];
   resources: PlannedResource[];
@@ -342,6 +344,9 @@ export async function planReplacement(oldArn: string, deps: ReplaceDeps): Promis
     keyReason: key.reason,
     tags,
     idempotencyToken: idempotencyTokenFor(oldArn),
+    ...(old.Options?.CertificateTransparencyLoggingPreference && {
+      transparencyLogging: old.Options.CertificateTransparencyLoggingPreference,
+    }),
     zones,
     resources,
     manual,
@@ -440,6 +445,9 @@ export async function executeReplacement(
               KeyAlgorithm: plan.keyAlgorithm as KeyAlgorithm,
               IdempotencyToken: plan.idempotencyToken,
               Tags: plan.tags,
+              ...(plan.transparencyLogging === 'DISABLED' && {
+                Options: { CertificateTransparencyLoggingPreference: 'DISABLED' },
+              }),
             }),
           ),
         );
