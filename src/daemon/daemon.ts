@@ -127,6 +127,7 @@ export class Daemon {
       logger: this.logger,
       token: this.opts.token,
       bodyLimitBytes: this.config.server.bodyLimitBytes,
+      forceCooldownMs: this.config.server.forceCooldownSeconds * 1000,
       queue: this.queue,
       cache: this.cache,
       metrics: this.metrics,

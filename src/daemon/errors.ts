@@ -48,6 +48,11 @@ export const API_ERRORS = {
     message: 'method not allowed here',
     hint: 'see the README for which method each endpoint takes',
   },
+  CK_ERR_FORCE_COOLDOWN: {
+    status: 429,
+    message: 'this certificate was force-renewed moments ago',
+    hint: 'wait for Retry-After seconds, or renew without force (the schedule renews when due); the pause is server.forceCooldownSeconds',
+  },
   CK_ERR_SHUTTING_DOWN: {
     status: 503,
     message: 'the daemon is shutting down and takes no new jobs',
