@@ -420,6 +420,31 @@ describe('certkeeper acm replace', () => {
     expect(mutationCounts()).toEqual(m);
   });
 
+  it('a crash between two swaps: the second run swaps only what is left (no double swap)', async () => {
+    const s = scenario();
+    let swaps = 0;
+    const crash = await run([s.old.arn, '--yes', '--no-probe'], {
+      onReplaceStep: (e) => {
+        if (e.step === 'swapped' && ++swaps === 1) throw new Error('simulated crash');
+      },
+    });
+    expect(crash.code).toBe(2);
+    const state = await ReplaceStateStore.forStorage(storage).read(s.old.arn);
+    expect(state?.swapped.map((x) => x.resource)).toEqual([cf.arnOf(s.distId)]);
+    const cfUpdates = () => cf.mutations().filter((c) => c.path.includes(s.distId)).length;
+    expect(cfUpdates()).toBe(1);
+    const second = await run([s.old.arn, '--yes', '--no-probe']);
+    expect(second.stderr).toBe('');
+    expect(second.code).toBe(0);
+    expect(cfUpdates()).toBe(1);
+    expect(elb.listeners(s.lb!).map((l) => l.defaultCertificate)).toEqual([
+      state!.newArn,
+      otherArn,
+      undefined,
+    ]);
+    expect(requestsFor(s.old.arn)).toHaveLength(1);
+  });
+
   it('a stale ETag (the distribution changed in between) is re-read and retried, keeping the other change', async () => {
     const s = scenario({ alb: false });
     const r = await run([s.old.arn, '--yes', '--no-probe'], {
