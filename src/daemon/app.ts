@@ -10,11 +10,13 @@ import type { StateCache } from './cache.js';
 import { ApiError } from './errors.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { JobQueue } from './queue.js';
+import type { ReloadOutcome } from './reload.js';
 import { acmRoutes } from './routes/acm.js';
 import { certificatesRoutes } from './routes/certificates.js';
 import { healthRoutes } from './routes/health.js';
 import { jobsRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { reloadRoutes } from './routes/reload.js';
 
 /** Everything the routes use, built once by the daemon and passed to each plugin as its options. */
 export interface AppDeps {
@@ -30,6 +32,8 @@ export interface AppDeps {
   shuttingDown: () => boolean;
   /** The daily ACM audit, when acmAudit is configured. */
   auditor?: AcmAuditor;
+  /** POST /v1/reload: re-read the configuration file (reload.ts). */
+  reload?: () => Promise<ReloadOutcome>;
   /** Per-certificate pause between forced API renewals (server.forceCooldownSeconds); default 300 s, 0 = none. */
   forceCooldownMs?: number;
 }
@@ -149,6 +153,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(jobsRoutes, deps);
   await app.register(metricsRoutes, deps);
   await app.register(acmRoutes, deps);
+  await app.register(reloadRoutes, deps);
   return app;
 }
 

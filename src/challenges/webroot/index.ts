@@ -126,7 +126,7 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
         hint,
         cause,
       });
-    const servedHint = `make nginx serve ${config.webroot} at http://${ch.domain}/.well-known/acme-challenge/ (location ^~ /.well-known/acme-challenge/ { root ${config.webroot}; }) — if the site moved to S3/a CDN, route that path back to this server or switch the certificate to dns-01; to skip this check set selfCheck: false`;
+    const servedHint = `make nginx serve ${config.webroot} at http://${ch.domain}/.well-known/acme-challenge/ (location ^~ /.well-known/acme-challenge/ { root ${config.webroot}; }) — if the site moved to S3/a CDN, route that path back to this server or switch the certificate to dns-01; to skip this check set selfCheck: false in this certificate's challenge (or selfCheck: { enabled: false } at the top level for all)`;
     let res: Awaited<ReturnType<typeof probeUrl>>;
     try {
       res = await probeWithRetry(url, ctx.signal);
