@@ -5,6 +5,7 @@ import { webrootChallengeSchema } from '../challenges/webroot/schema.js';
 import { acmAuditSchema, acmDeploySchema } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
+import { watchListSchema } from '../watch/schema.js';
 import { isSafeFileName, isValidDnsName } from './dns-name.js';
 
 export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
@@ -111,10 +112,19 @@ export const configSchema = z.strictObject({
         .int()
         .positive()
         .default(16 * 1024),
+      /**
+       * A second, read-only listener (GET /metrics, /healthz, /readyz and the status page; nothing that changes
+       * anything) that may bind any address without a token, e.g. 0.0.0.0:9108 for Prometheus in another container.
+       */
+      metricsListen: z.string().optional(),
+      /** Serve the status page (GET /) without a token to clients that are not on loopback. */
+      publicStatus: z.boolean().optional(),
     })
     .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024 }),
   notify: z.array(notifySchema).default([]),
   acmAudit: acmAuditSchema.optional(),
+  /** Served certificates to check on a schedule (any server, whoever issued the certificate). */
+  watch: watchListSchema,
   certificates: z.array(certificateSchema).default([]),
 });
 

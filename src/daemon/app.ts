@@ -5,6 +5,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from '../log.js';
+import type { Watcher } from '../watch/watcher.js';
 import type { AcmAuditor } from './acm-audit.js';
 import type { StateCache } from './cache.js';
 import { ApiError } from './errors.js';
@@ -15,6 +16,7 @@ import { certificatesRoutes } from './routes/certificates.js';
 import { healthRoutes } from './routes/health.js';
 import { jobsRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { statusPageRoutes } from './routes/status-page.js';
 
 /** Everything the routes use, built once by the daemon and passed to each plugin as its options. */
 export interface AppDeps {
@@ -30,6 +32,12 @@ export interface AppDeps {
   shuttingDown: () => boolean;
   /** The daily ACM audit, when acmAudit is configured. */
   auditor?: AcmAuditor;
+  /** Watched endpoints and served certificates, for the status page. */
+  watcher?: Watcher;
+  /** server.publicStatus: the status page needs no token from non-loopback clients. */
+  publicStatus?: boolean;
+  /** The read-only listener (server.metricsListen): GET /, /metrics, /healthz, /readyz only. */
+  readOnly?: boolean;
 }
 
 /** The fastify app, without listening: tests call `app.inject()`. */
@@ -60,12 +68,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    const level =
-      reply.statusCode >= 500
-        ? 'error'
-        : req.url === '/metrics' || req.url.startsWith('/healthz')
-          ? 'debug'
-          : 'info';
+    // Probes (healthchecks, load balancers, Prometheus) log at debug whatever they answer: a 503 from /readyz is
+    // an answer ("not ready"), not a server error.
+    const probe = req.url === '/metrics' || req.url.startsWith('/healthz') || req.url.startsWith('/readyz');
+    const level = probe ? 'debug' : reply.statusCode >= 500 ? 'error' : 'info';
     req.log[level](
       {
         event: 'http.request',
@@ -84,13 +90,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(api.statusCode).type('application/json').send(api.toJSON());
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send(new ApiError('CK_ERR_NOT_FOUND', `no endpoint ${req.method} ${req.url}`).toJSON()),
+    reply
+      .code(404)
+      .send(
+        new ApiError(
+          deps.readOnly ? 'CK_ERR_READ_ONLY' : 'CK_ERR_NOT_FOUND',
+          `no endpoint ${req.method} ${req.url}${deps.readOnly ? ' on the read-only listener' : ''}`,
+        ).toJSON(),
+      ),
   );
 
   await app.register(healthRoutes, deps);
+  await app.register(metricsRoutes, deps);
+  await app.register(statusPageRoutes, deps);
+  if (deps.readOnly) return app;
   await app.register(certificatesRoutes, deps);
   await app.register(jobsRoutes, deps);
-  await app.register(metricsRoutes, deps);
   await app.register(acmRoutes, deps);
   return app;
 }

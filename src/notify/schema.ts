@@ -1,8 +1,8 @@
 import { z } from 'zod';
 
 const events = z
-  .array(z.enum(['failure', 'expiring', 'success', 'audit']))
-  .default(['failure', 'expiring', 'audit']);
+  .array(z.enum(['failure', 'expiring', 'success', 'audit', 'endpoint']))
+  .default(['failure', 'expiring', 'audit', 'endpoint']);
 
 export const notifySchema = z.discriminatedUnion('type', [
   z.strictObject({
