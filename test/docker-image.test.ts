@@ -73,6 +73,7 @@ async function makeContext(ctx: string): Promise<void> {
   }
   await fs.mkdir(join(ctx, 'docker'));
   await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
+  await fs.cp(join(REPO, 'docker/monitoring'), join(ctx, 'docker/monitoring'), { recursive: true });
   await fs.cp(join(REPO, 'src'), join(ctx, 'src'), {
     recursive: true,
     filter: (p) => !p.endsWith('.test.ts'),
@@ -199,6 +200,10 @@ describe('the certkeeper image, built offline from docker/Dockerfile', () => {
     const node = await runImage([IMAGE, '--version'], { entrypoint: 'node' });
     const expected = (await run(NODE_BIN, ['--version'])).stdout.trim();
     expect(node.stdout.trim()).toBe(expected);
+    // The Prometheus rules and the Grafana dashboard ship in the image, as in the repository.
+    const ls = await runImage([IMAGE, '-1', '/usr/share/certkeeper/monitoring/prometheus', '/usr/share/certkeeper/monitoring/grafana'], { entrypoint: 'ls' });
+    expect(ls.stdout).toContain('certkeeper-rules.yml');
+    expect(ls.stdout).toContain('certkeeper-dashboard.json');
   });
 
   it('`certkeeper renew` in the container, as uid 1000, issues from Pebble into the mounted /etc/letsencrypt', async () => {
