@@ -201,7 +201,15 @@ describe('the certkeeper image, built offline from docker/Dockerfile', () => {
     const expected = (await run(NODE_BIN, ['--version'])).stdout.trim();
     expect(node.stdout.trim()).toBe(expected);
     // The Prometheus rules and the Grafana dashboard ship in the image, as in the repository.
-    const ls = await runImage([IMAGE, '-1', '/usr/share/certkeeper/monitoring/prometheus', '/usr/share/certkeeper/monitoring/grafana'], { entrypoint: 'ls' });
+    const ls = await runImage(
+      [
+        IMAGE,
+        '-1',
+        '/usr/share/certkeeper/monitoring/prometheus',
+        '/usr/share/certkeeper/monitoring/grafana',
+      ],
+      { entrypoint: 'ls' },
+    );
     expect(ls.stdout).toContain('certkeeper-rules.yml');
     expect(ls.stdout).toContain('certkeeper-dashboard.json');
   });

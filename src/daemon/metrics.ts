@@ -46,11 +46,11 @@ export class DaemonMetrics {
       ])
         this.registry.removeSingleMetric(n);
     }
-    const clock = new RenewalClock(opts.renewBeforeFraction ?? 1 / 3);
+    const clock = new RenewalClock(opts.renewBeforeFraction);
     this.clock = clock;
     const issuers = opts.store ? new IssuerCache(opts.store) : undefined;
     this.issuers = issuers;
-    const live = () => cache.all().filter((e) => e.live && !e.state?.placeholder);
+    const live = () => cache.all().filter((e) => e.live && !e.live.placeholder && !e.state?.placeholder);
     const perCert = (
       name: string,
       help: string,
@@ -113,7 +113,7 @@ export class DaemonMetrics {
     );
     new Gauge({
       name: 'certkeeper_certificate_ready_status',
-      help: 'The Ready condition (cert-manager style): 1 on the series whose condition (True, False, Unknown) holds. True: valid and outside renewal.dangerDays; False: missing after an attempt, placeholder, expired or inside the danger window; Unknown: never attempted yet.',
+      help: 'The Ready condition (cert-manager style): 1 on the series whose condition (True, False, Unknown) holds. True: valid and outside its danger window (half the renewal margin, at most renewal.dangerDays); False: missing after an attempt, placeholder, expired or inside the danger window; Unknown: never attempted yet.',
       labelNames: ['name', 'condition'],
       registers,
       collect() {
@@ -121,8 +121,8 @@ export class DaemonMetrics {
         const t = now();
         for (const e of cache.all()) {
           if (!e.config) continue;
-          const problem = problemOf(cache, e.name, t);
-          const cond = !problem ? 'True' : !e.live && !e.state?.lastAttempt ? 'Unknown' : 'False';
+          const ready = cache.health(e, t).ready;
+          const cond = ready ? 'True' : !e.live && !e.state?.lastAttempt ? 'Unknown' : 'False';
           for (const c of ['True', 'False', 'Unknown'])
             this.set({ name: e.name, condition: c }, c === cond ? 1 : 0);
         }
@@ -348,17 +348,10 @@ export class DaemonMetrics {
   }
 }
 
-const DAY = 86_400_000;
-
-/** Why a configured certificate makes the daemon "not ready", or undefined when it is fine. */
+/** Why a configured certificate makes the daemon "not ready", or undefined when it is fine (the one health function). */
 export function problemOf(cache: StateCache, name: string, now: Date): string | undefined {
   const e = cache.get(name);
   if (!e?.config) return undefined;
-  if (!e.live) return 'no certificate issued yet';
-  if (e.state?.placeholder) return 'only the bootstrap placeholder is live';
-  const left = e.live.notAfter.getTime() - now.getTime();
-  if (left <= 0) return `expired at ${e.live.notAfter.toISOString()}`;
-  if (left < cache.dangerDays * DAY)
-    return `expires in ${Math.floor(left / DAY)} days (under renewal.dangerDays = ${cache.dangerDays})`;
-  return undefined;
+  const h = cache.health(e, now);
+  return h.ready ? undefined : h.problem;
 }

@@ -4,6 +4,7 @@
  * it and with which ACME profile. Built on the daemon's in-memory state (StateCache); no secrets.
  */
 import { readFile } from 'node:fs/promises';
+import { isDeployed } from '../../core/health.js';
 import { certInfo } from '../../crypto/pem.js';
 import { planCertificate } from '../../plan/plan.js';
 import type { CertStore } from '../../store/store.js';
@@ -18,11 +19,11 @@ import type { CachedCert } from '../cache.js';
 export class RenewalClock {
   private readonly dueSince = new Map<string, { key: string; at: Date }>();
 
-  constructor(private readonly renewBeforeFraction: number) {}
+  constructor(private readonly renewBeforeFraction: number | undefined) {}
 
   plannedAt(e: CachedCert, now: Date): Date | undefined {
     if (!e.config) return undefined;
-    if (e.live && e.state?.placeholder) return e.live.notBefore;
+    if (e.live && (e.state?.placeholder || e.live.placeholder)) return e.live.notBefore;
     // Planned from the epoch: no rule's moment has come, so the plan names the moment the rules choose.
     const rules = planCertificate(e.config, e.state, e.live, {
       now: new Date(0),
@@ -41,16 +42,12 @@ export class RenewalClock {
 }
 
 /**
- * "Deployed": the live serial is the one the last deploy round put in place and every deployer (reload, verify,
- * ACM import) succeeded. Undefined when there is nothing to deploy (no deployers, no live certificate, placeholder)
- * or certkeeper has never deployed it (an adopted certbot certificate).
+ * "Deployed" (the one health function's verdict: no deploy pending for the live serial, the last round succeeded).
+ * Undefined when there is nothing to deploy: no deployers, no live certificate, or only the placeholder.
  */
 export function deployedOf(e: CachedCert): boolean | undefined {
-  if (!e.config?.deploy.length || !e.live || e.state?.placeholder) return undefined;
-  const d = e.state?.lastDeploy;
-  if (!d) return undefined;
-  if (!d.ok) return false;
-  return !d.serial || d.serial === e.live.serial;
+  if (!e.config?.deploy.length || !e.live || e.live.placeholder || e.state?.placeholder) return undefined;
+  return isDeployed(e.live, e.state);
 }
 
 /** The ACME profile configured for the certificate (when the configuration has profiles), else undefined. */
@@ -74,7 +71,9 @@ export class IssuerCache {
 
   /** Reads what is missing (bounded concurrency); unreadable files leave the issuer unknown. */
   async fill(entries: CachedCert[]): Promise<void> {
-    const todo = entries.filter((e) => e.live && !e.state?.placeholder && this.get(e) === undefined);
+    const todo = entries.filter(
+      (e) => e.live && !e.live.placeholder && !e.state?.placeholder && this.get(e) === undefined,
+    );
     let next = 0;
     const worker = async () => {
       while (next < todo.length) {

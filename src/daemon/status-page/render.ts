@@ -46,13 +46,16 @@ function stateCell(c: CertView): string {
   const r = c.row;
   const v = r.validity;
   const notDeployed = c.deployed === false;
+  const inRenewal = r.health === 'expiring';
   const main =
     v === 'valid'
       ? notDeployed
         ? badge('bad', 'not deployed')
         : c.problem
-          ? badge('warn', 'expiring')
-          : badge('ok', 'valid')
+          ? badge('bad', 'danger')
+          : inRenewal
+            ? badge('warn', 'renewing')
+            : badge('ok', 'valid')
       : badge(v === 'placeholder' || v === 'missing' ? 'warn' : 'bad', v);
   const plan = r.plan ? `<div class="meta">${esc(r.plan.detail)}</div>` : '';
   const conf = r.configured ? '' : `<div class="meta">${badge('off', 'not in config')}</div>`;

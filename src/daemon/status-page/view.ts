@@ -7,7 +7,6 @@ import type { Finding } from '../../deploy/acm/audit.js';
 import type { EndpointStatus, ServedStatus, Watcher } from '../../watch/watcher.js';
 import type { AcmAuditor, AuditRun } from '../acm-audit.js';
 import type { CachedCert, StateCache } from '../cache.js';
-import { problemOf } from '../metrics.js';
 import type { JobQueue } from '../queue.js';
 import { deployedOf, type IssuerCache, profileOf, type RenewalClock } from './model.js';
 
@@ -21,7 +20,7 @@ export interface CertView {
   /** Why /readyz counts it as a problem (missing, placeholder, expired, danger window). */
   problem?: string;
   deployed?: boolean;
-  /** The fix for the last failure, from the job that failed (kept in memory for the last 200 jobs). */
+  /** The fix for the last failure (from the state, else from the job that failed). */
   lastHint?: string;
   deployers: { label: string; ok?: boolean; detail?: string }[];
   served: ServedStatus[];
@@ -88,9 +87,10 @@ export async function buildStatusView(src: ViewSources): Promise<StatusView> {
       issuer: src.issuers?.get(e),
       notBefore: e.live?.notBefore.toISOString(),
       plannedRenewal: planned?.toISOString(),
-      problem: problemOf(cache, row.name, now),
+      problem: row.configured && !row.ready ? row.problem : undefined,
       deployed: deployedOf(e),
-      lastHint: row.lastAttempt?.result === 'failure' ? hints.get(row.name) : undefined,
+      lastHint:
+        row.lastAttempt?.result === 'failure' ? (row.lastAttempt.hint ?? hints.get(row.name)) : undefined,
       deployers,
       served: served.filter((s) => s.cert === row.name),
     };
