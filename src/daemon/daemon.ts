@@ -74,6 +74,7 @@ export class Daemon {
   private directory?: { url?: string; at: number };
   private caBundlePem?: string;
   private pipelineLoaded = false;
+  private appDeps?: Parameters<typeof buildApp>[0];
 
   constructor(
     readonly config: Config,
@@ -160,7 +161,7 @@ export class Daemon {
       publicStatus: this.config.server.publicStatus,
     };
     this.app = await buildApp(appDeps);
-    if (this.config.server.metricsListen) this.readOnlyApp = await buildApp({ ...appDeps, readOnly: true });
+    this.appDeps = appDeps;
     this.scheduler.start();
     this.firstWatch = this.watcher.start();
     if (this.opts.checkAtStart !== false) await this.tick('startup');
@@ -186,7 +187,7 @@ export class Daemon {
       { event: 'api.listening', host: a.address, port: a.port },
       `API on ${a.address}:${a.port}`,
     );
-    if (this.readOnlyApp && this.config.server.metricsListen) await this.listenReadOnly();
+    if (this.config.server.metricsListen) await this.listenReadOnly();
     return { host: a.address, port: a.port };
   }
 
@@ -197,8 +198,9 @@ export class Daemon {
   async listenReadOnly(
     listen = this.config.server.metricsListen ?? '127.0.0.1:0',
   ): Promise<{ host: string; port: number }> {
-    if (!this.readOnlyApp) throw new Error('set server.metricsListen and start() the daemon first');
+    if (!this.appDeps) throw new Error('start() the daemon before listenReadOnly()');
     const addr = parseListen(listen, 'server.metricsListen');
+    this.readOnlyApp ??= await buildApp({ ...this.appDeps, readOnly: true });
     await this.readOnlyApp.listen({ host: addr.host, port: addr.port });
     const a = this.readOnlyApp.server.address() as AddressInfo;
     this.logger.info(
