@@ -287,7 +287,7 @@ export class DaemonMetrics {
     endpoint(
       'certkeeper_endpoint_certificate_trusted',
       '1 when the served chain verifies against the system roots (plus watch caFile), else 0.',
-      (s) => (s.reachable ? bool(s.trusted || s.trustError === 'CERT_HAS_EXPIRED') : undefined),
+      (s) => (s.reachable ? bool(s.trusted) : undefined),
     );
     endpoint(
       'certkeeper_endpoint_certificate_name_match',

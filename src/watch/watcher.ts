@@ -38,7 +38,7 @@ export interface EndpointStatus {
   notBefore?: string;
   notAfter?: string;
   daysLeft?: number;
-  /** The chain verified against the system roots (plus caFile). */
+  /** The chain verified against the system roots (plus caFile); expiry and the name are checked apart. */
   trusted?: boolean;
   trustError?: string;
   /** The certificate is valid for the SNI name (or the IP address). */
@@ -188,7 +188,12 @@ export class Watcher {
       if (left <= 0) problems.push('expired');
       else if (cfg.warnDays !== undefined ? left < cfg.warnDays * DAY : left < cfg.warnFraction * lifetime)
         problems.push('expiring');
-      if (!got.authorized && got.authorizationError !== 'CERT_HAS_EXPIRED') problems.push('untrusted');
+      // Node reports a name mismatch as an authorization error too; the chain itself verified then.
+      const chainOk =
+        got.authorized ||
+        got.authorizationError === 'ERR_TLS_CERT_ALTNAME_INVALID' ||
+        got.authorizationError === 'CERT_HAS_EXPIRED';
+      if (!chainOk) problems.push('untrusted');
       if (!got.matchesName) problems.push('name-mismatch');
       const status: EndpointStatus = {
         ...base,
@@ -200,8 +205,8 @@ export class Watcher {
         notBefore: got.notBefore.toISOString(),
         notAfter: got.notAfter.toISOString(),
         daysLeft: Math.floor(left / DAY),
-        trusted: got.authorized,
-        trustError: got.authorizationError,
+        trusted: chainOk,
+        trustError: chainOk ? undefined : got.authorizationError,
         nameMatches: got.matchesName,
         problems,
         durationMs: Date.now() - t0,
