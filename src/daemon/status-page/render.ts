@@ -169,7 +169,7 @@ td.life{min-width:12rem}svg.bar{width:100%;height:14px;display:block}
 .track{fill:#eaeef2}.used.ok{fill:#8cd9a0}.used.warn{fill:#f2cc60}.used.bad{fill:#ff8182}
 line.now{stroke:#1f2328;stroke-width:.8}line.renew{stroke:#0969da;stroke-width:.8;stroke-dasharray:2 1}
 .legend .now{border-left:2px solid #1f2328;padding-left:.3em}.legend .renew{border-left:2px dashed #0969da;padding-left:.3em}
-button.renew{font:inherit;padding:.2rem .6rem;cursor:pointer}output.job{display:block;font-size:.85em;margin-top:.25rem}
+button.renew{font:inherit;padding:.2rem .6rem;cursor:pointer;white-space:nowrap}output.job{display:block;font-size:.85em;margin-top:.25rem}
 output.job[data-state=succeeded]{color:var(--ok)}output.job[data-state=failed]{color:var(--bad)}
 dialog{border:1px solid var(--line);border-radius:6px}dialog input{width:22rem;max-width:100%}
 `;
@@ -268,7 +268,7 @@ ${v.endpoints.map(endpointRow).join('\n')}</tbody></table></section>`
     : '<p class="meta">Read-only listener: renew through the API listener (server.listen).</p>';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>certkeeper status</title><style nonce="${esc(nonce)}">${STYLE}</style></head>
+<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,"><title>certkeeper status</title><style nonce="${esc(nonce)}">${STYLE}</style></head>
 <body>
 <header><h1>certkeeper</h1><p>${summary.join(' · ')} <span class="meta">· version ${esc(v.version)} · as of ${when(v.now)} UTC · <a href="/v1/certificates">JSON</a> · <a href="/metrics">metrics</a></span></p></header>
 <section id="certificates"><h2>Certificates</h2>
