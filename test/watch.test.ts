@@ -111,8 +111,17 @@ afterAll(async () => {
   await world?.close();
 });
 
+interface EndpointAlert {
+  message: string;
+  hint: string;
+  code: string;
+  notAfter: string;
+  daysLeft: number;
+  endpoint: { name: string; problem: string };
+}
+
 const endpointAlerts = () =>
-  world.received.filter((r) => r.body.event === 'endpoint').map((r) => r.body as Record<string, any>);
+  world.received.filter((r) => r.body.event === 'endpoint').map((r) => r.body as unknown as EndpointAlert);
 
 describe('watch', () => {
   it('alerts on a served certificate close to expiry, a wrong name, an untrusted chain and a closed port', () => {
