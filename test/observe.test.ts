@@ -374,6 +374,18 @@ describe('status page', () => {
     expect(closed.json().error.hint).toMatch(/publicStatus/);
   });
 
+  it('shows the ACM audit findings with their fix, the watched endpoints and the planned renewal', async () => {
+    const { daemon } = await fullDaemon();
+    const page = (await daemon.app!.inject({ method: 'GET', url: '/' })).body;
+    expect(page).toMatch(
+      /<section id="acm">[\s\S]*email-validation[\s\S]*mail\.example\.test[\s\S]*<strong>Fix:<\/strong>/,
+    );
+    expect(page).toMatch(/<tr data-endpoint="closed-port">[\s\S]*?unreachable[\s\S]*?connection refused/);
+    // "due" is past its planned renewal by more than an hour: the page says so.
+    expect(page).toMatch(/<tr data-cert="due">[\s\S]*?overdue/);
+    expect(page).toMatch(/<tr data-cert="never">[\s\S]*?missing/);
+  });
+
   it('escapes what comes from outside and shows the error with its fix, no keys or tokens', async () => {
     const { daemon, store } = await startDaemon(world, [{ name: 'fresh', seedDays: 90 }]);
     daemons.push(daemon);

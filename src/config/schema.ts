@@ -116,7 +116,10 @@ export const configSchema = z.strictObject({
        * A second, read-only listener (GET /metrics, /healthz, /readyz and the status page; nothing that changes
        * anything) that may bind any address without a token, e.g. 0.0.0.0:9108 for Prometheus in another container.
        */
-      metricsListen: z.string().optional(),
+      metricsListen: z
+        .string()
+        .regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:9108 or 127.0.0.1:9108')
+        .optional(),
       /** Serve the status page (GET /) without a token to clients that are not on loopback. */
       publicStatus: z.boolean().optional(),
     })

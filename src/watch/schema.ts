@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { watchLabel } from './label.js';
+
+export { watchLabel } from './label.js';
 
 /**
  * `watch: [{ address: host:port, sni?, name?, ... }]`: served certificates certkeeper does not issue (CloudFront,
@@ -38,11 +41,6 @@ export type WatchEntry = z.infer<typeof watchEntrySchema>;
 
 export const watchSchema = z.array(watchEntrySchema).max(10_000).default([]);
 
-/** The label a watch entry is known by in metrics, alerts and the status page. */
-export function watchLabel(e: Pick<WatchEntry, 'address' | 'sni' | 'name'>): string {
-  return e.name ?? (e.sni ? `${e.address}/${e.sni}` : e.address);
-}
-
 /** Labels must be unique: they are the metrics' `endpoint` label. */
 export const watchListSchema = watchSchema.superRefine((list, ctx) => {
   const seen = new Map<string, number>();
@@ -53,7 +51,7 @@ export const watchListSchema = watchSchema.superRefine((list, ctx) => {
       ctx.addIssue({
         code: 'custom',
         path: [i],
-        message: `watch[${i}] has the same label "${label}" as watch[${first}]: give one of them a distinct name:`,
+        message: `has the same label "${label}" as watch[${first}]: give one of them a distinct name`,
       });
     } else seen.set(label, i);
   });

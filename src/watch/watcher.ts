@@ -11,7 +11,8 @@ import { splitPemChain } from '../crypto/pem.js';
 import type { Logger } from '../log.js';
 import type { Alert, AlertDispatcher } from '../notify/index.js';
 import { parseAddress, probeServedCertificate, sameSerial, sniFor } from '../verify/tls-probe.js';
-import { type WatchEntry, watchLabel } from './schema.js';
+import { watchLabel } from './label.js';
+import type { WatchEntry } from './schema.js';
 
 const DAY = 86_400_000;
 /** A timer longer than this is re-armed in steps. */
