@@ -96,6 +96,26 @@ describe('status page in Chromium', () => {
     }
   });
 
+  it('without an API token set, "renew now" asks for none and still runs the job', async () => {
+    const open = await startDaemon(world, [{ name: 'solo', seedDays: 90 }], {}, { token: undefined });
+    const context = await browser.newContext();
+    try {
+      const { port } = await open.daemon.listen('127.0.0.1:0');
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${port}/`);
+      await page.click('tr[data-cert="solo"] button.renew');
+      const out = page.locator('tr[data-cert="solo"] output.job');
+      await expect
+        .poll(async () => out.getAttribute('data-state'), { timeout: 30_000 })
+        .toMatch(/^(succeeded|failed)$/);
+      expect(await page.locator('#token-dialog').isVisible()).toBe(false);
+      expect(open.daemon.queue.list().filter((j) => j.source === 'api')).toHaveLength(1);
+    } finally {
+      await context.close();
+      await open.daemon.stop({ graceMs: 1000 });
+    }
+  });
+
   it('without JavaScript the table is still there (and no button that cannot work)', async () => {
     const context = await browser.newContext({ javaScriptEnabled: false });
     try {

@@ -60,6 +60,7 @@ export async function statusPageRoutes(app: FastifyInstance, deps: AppDeps): Pro
       version: VERSION,
       shuttingDown: deps.shuttingDown(),
       canRenew: !deps.readOnly,
+      tokenRequired: deps.token !== undefined,
     });
     return reply
       .type('text/html; charset=utf-8')

@@ -177,6 +177,7 @@ dialog{border:1px solid var(--line);border-radius:6px}dialog input{width:22rem;m
 const SCRIPT = `
 (() => {
   const KEY = 'certkeeper.apiToken';
+  const needsToken = document.body.dataset.tokenRequired === 'true';
   const dialog = document.getElementById('token-dialog');
   const input = document.getElementById('token-input');
   const askToken = () => new Promise((resolve) => {
@@ -209,13 +210,15 @@ const SCRIPT = `
   }
   async function renew(button) {
     const out = button.nextElementSibling;
-    let token = sessionStorage.getItem(KEY) || await askToken();
-    if (!token) { show(out, 'failed', 'no token given: nothing was started'); return; }
+    const token = needsToken ? sessionStorage.getItem(KEY) || await askToken() : undefined;
+    if (needsToken && !token) { show(out, 'failed', 'no token given: nothing was started'); return; }
     button.disabled = true;
     try {
+      const headers = { 'content-type': 'application/json' };
+      if (token) headers.authorization = 'Bearer ' + token;
       const res = await fetch('/v1/renew', {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: 'Bearer ' + token },
+        headers,
         body: JSON.stringify({ names: [button.dataset.name], force: true }),
       });
       const body = await res.json().catch(() => ({}));
@@ -264,13 +267,13 @@ ${v.endpoints.map(endpointRow).join('\n')}</tbody></table></section>`
     : '';
   const renewHelp = v.canRenew
     ? `<noscript><p class="meta">Without JavaScript, renew with <code>curl -X POST -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"names":["NAME"],"force":true}' ${'<'}this address${'>'}/v1/renew</code>.</p></noscript>
-<p class="meta"><button type="button" id="forget-token" hidden>Forget the API token</button> "Renew now" asks for the API token once and keeps it in this browser tab only (sessionStorage).</p>`
+<p class="meta"><button type="button" id="forget-token" hidden>Forget the API token</button> ${v.tokenRequired ? '"Renew now" asks for the API token once and keeps it in this browser tab only (sessionStorage).' : '"Renew now" needs no token: none is set, so the API answers loopback only.'}</p>`
     : '<p class="meta">Read-only listener: renew through the API listener (server.listen).</p>';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="referrer" content="no-referrer"><link rel="icon" href="data:,"><title>certkeeper status</title><style nonce="${esc(nonce)}">${STYLE}</style></head>
-<body>
-<header><h1>certkeeper</h1><p>${summary.join(' · ')} <span class="meta">· version ${esc(v.version)} · as of ${when(v.now)} UTC · <a href="/v1/certificates">JSON</a> · <a href="/metrics">metrics</a></span></p></header>
+<body data-token-required="${v.tokenRequired}">
+<header><h1>certkeeper</h1><p>${summary.join(' · ')} <span class="meta">· version ${esc(v.version)} · as of ${when(v.now)} UTC${v.canRenew ? ' · <a href="/v1/certificates">JSON</a>' : ''} · <a href="/metrics">metrics</a></span></p></header>
 <section id="certificates"><h2>Certificates</h2>
 <p class="meta legend">Lifetime bar: shaded = elapsed; <span class="now">now</span>; <span class="renew">planned renewal</span>.</p>
 <table id="certs"><thead><tr><th>Certificate</th><th>Lifetime</th><th>Days left</th><th>State</th><th>Last attempt</th><th>Deployed to / served</th><th></th></tr></thead>

@@ -33,6 +33,8 @@ export interface StatusView {
   shuttingDown: boolean;
   /** Renew buttons work here (the main API listener); the read-only listener shows none. */
   canRenew: boolean;
+  /** POST /v1/renew needs the API token (one is set); without one it is open to loopback only. */
+  tokenRequired: boolean;
   certificates: CertView[];
   audit?: { regions: string[]; lastRun?: AuditRun; nextRunAt?: string; findings: Finding[] };
   endpoints: EndpointStatus[];
@@ -49,6 +51,7 @@ export interface ViewSources {
   version: string;
   shuttingDown: boolean;
   canRenew: boolean;
+  tokenRequired: boolean;
 }
 
 function deployerLabel(d: NonNullable<CachedCert['config']>['deploy'][number]): string {
@@ -102,6 +105,7 @@ export async function buildStatusView(src: ViewSources): Promise<StatusView> {
     ready: !src.shuttingDown && certificates.every((c) => !c.row.configured || !c.problem),
     shuttingDown: src.shuttingDown,
     canRenew: src.canRenew,
+    tokenRequired: src.tokenRequired,
     certificates,
     audit: a && {
       regions: a.regions,
