@@ -10,7 +10,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfSigned } from '../src/crypto/selfsigned.js';
 import type { Daemon } from '../src/daemon/daemon.js';
+import { parseConfig } from '../src/config/load.js';
+import { silentLogger } from '../src/log.js';
+import { AlertDispatcher } from '../src/notify/index.js';
 import { CertStore } from '../src/store/store.js';
+import { Watcher } from '../src/watch/watcher.js';
 import { type ObserveWorld, samples, startDaemon, startWorld } from './fixtures/observe-daemon.js';
 import { freePort, type NginxHandle, startNginx } from './harness/index.js';
 
@@ -161,6 +165,38 @@ describe('watch', () => {
     await daemon.alerts.flush();
     expect(daemon.watcher.endpoints.get('soon')!.problems).toEqual(['expiring']);
     expect(endpointAlerts().length).toBe(before);
+  });
+
+  it('probes each endpoint again after its own interval', async () => {
+    let clock = Date.now();
+    const pending: { fn: () => void; ms: number }[] = [];
+    const address = `127.0.0.1:${nginx.httpsPort}`;
+    const config = parseConfig({
+      acme: { directoryUrl: world.caUrl },
+      watch: [
+        { address, sni: 'soon.watch.test', name: 'fast', intervalSeconds: 60 },
+        { address, sni: 'site.watch.test', name: 'slow', intervalSeconds: 600 },
+      ],
+    });
+    const w = new Watcher({
+      config,
+      logger: silentLogger,
+      alerts: new AlertDispatcher([], { logger: silentLogger }),
+      now: () => new Date(clock),
+      timers: { setTimeout: (fn, ms) => pending.push({ fn, ms }), clearTimeout: () => {} },
+      liveSerial: () => undefined,
+    });
+    await w.start();
+    expect(w.probes).toBe(2);
+    expect(pending.at(-1)!.ms).toBe(60_000);
+    const first = w.endpoints.get('fast')!.checkedAt;
+    clock += 60_000;
+    pending.at(-1)!.fn();
+    await w.runDue();
+    expect(w.probes).toBe(3); // only "fast" was due
+    expect(w.endpoints.get('fast')!.checkedAt).not.toBe(first);
+    expect(pending.at(-1)!.ms).toBe(60_000);
+    await w.stop();
   });
 
   it("compares what nginx serves for the daemon's certificates with the store", async () => {
