@@ -4,6 +4,7 @@
  * dispatcher (a local webhook receiver) and show in the metrics and on the status page; what nginx serves for the
  * daemon's own certificates is compared with the store.
  */
+import { spawnSync } from 'node:child_process';
 import { X509Certificate as X509 } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -206,6 +207,14 @@ describe('watch', () => {
     const addr = `127.0.0.1:${nginx.httpsPort}`;
     expect(s.get(`certkeeper_certificate_served_serial_match{name="site",address="${addr}"}`)).toBe(1);
     expect(s.get(`certkeeper_certificate_served_serial_match{name="stale",address="${addr}"}`)).toBe(0);
+    // The endpoint and served series keep to the exposition rules too.
+    const lint = spawnSync('/usr/bin/promtool', ['check', 'metrics'], {
+      input: await daemon.metrics.registry.metrics(),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(lint.stdout + lint.stderr).toBe('');
+    expect(lint.status).toBe(0);
     const served = new X509(await fs.readFile(files['stale.watch.test.crt']!, 'utf8'));
     expect(
       s.get(`certkeeper_certificate_served_expiration_timestamp_seconds{name="stale",address="${addr}"}`),
