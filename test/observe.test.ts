@@ -58,17 +58,21 @@ afterAll(async () => {
 
 function run(cmd: string, args: string[], input?: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (out += d));
     const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
     p.on('error', reject);
     p.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, out });
     });
-    p.stdin.end(input ?? '');
+    if (input !== undefined) {
+      // A program that exits before reading all of stdin closes the pipe: its exit code says what happened.
+      p.stdin!.on('error', () => {});
+      p.stdin!.end(input);
+    }
   });
 }
 
