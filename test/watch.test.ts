@@ -197,6 +197,20 @@ describe('watch', () => {
     expect(w.probes).toBe(3); // only "fast" was due
     expect(w.endpoints.get('fast')!.checkedAt).not.toBe(first);
     expect(pending.at(-1)!.ms).toBe(60_000);
+    // A reloaded configuration: "fast" removed, "slow" unchanged (keeps its schedule), "added" probed at once.
+    w.setConfig(
+      parseConfig({
+        acme: { directoryUrl: world.caUrl },
+        watch: [
+          { address, sni: 'site.watch.test', name: 'slow', intervalSeconds: 600 },
+          { address, sni: 'soon.watch.test', name: 'added' },
+        ],
+      }),
+    );
+    await w.runDue();
+    expect([...w.endpoints.keys()].sort()).toEqual(['added', 'slow']);
+    expect(w.probes).toBe(4);
+    expect(w.endpoints.get('added')!.problems).toContain('untrusted');
     await w.stop();
   });
 

@@ -100,7 +100,8 @@ export class Watcher {
   /** Served certificates by "cert|address". */
   readonly served = new Map<string, ServedStatus>();
   probes = 0;
-  private readonly entries: Entry[];
+  private entries: Entry[];
+  private config: Config;
   private readonly lastAlert = new Map<string, number>();
   private readonly timers: WatchTimers;
   private timer?: unknown;
@@ -109,15 +110,29 @@ export class Watcher {
 
   constructor(private readonly opts: WatcherOptions) {
     this.timers = opts.timers ?? realTimers;
-    this.entries = opts.config.watch.map((cfg) => ({ cfg, label: watchLabel(cfg), nextAt: 0 }));
-    for (const e of this.entries) {
-      this.endpoints.set(e.label, {
-        label: e.label,
-        address: e.cfg.address,
-        sni: sniOf(e.cfg),
-        problems: [],
-      });
-    }
+    this.config = opts.config;
+    this.entries = [];
+    this.setConfig(opts.config);
+  }
+
+  /**
+   * A reloaded configuration: entries that stayed the same keep their schedule and last result; new or changed
+   * ones are probed at the next runDue(); removed ones (and certificates no longer configured) are forgotten.
+   */
+  setConfig(config: Config): void {
+    this.config = config;
+    const old = new Map(this.entries.map((e) => [e.label, e]));
+    this.entries = config.watch.map((cfg) => {
+      const label = watchLabel(cfg);
+      const prev = old.get(label);
+      const same = prev !== undefined && JSON.stringify(prev.cfg) === JSON.stringify(cfg);
+      if (!same) this.endpoints.set(label, { label, address: cfg.address, sni: sniOf(cfg), problems: [] });
+      return { cfg, label, nextAt: same ? prev.nextAt : 0 };
+    });
+    const labels = new Set(this.entries.map((e) => e.label));
+    for (const label of [...this.endpoints.keys()]) if (!labels.has(label)) this.endpoints.delete(label);
+    const targets = new Set(this.servedTargets().map((t) => `${t.cert}|${t.address}`));
+    for (const key of [...this.served.keys()]) if (!targets.has(key)) this.served.delete(key);
   }
 
   get size(): number {
@@ -257,7 +272,7 @@ export class Watcher {
   servedTargets(names?: string[]): ServedTarget[] {
     const only = names && new Set(names);
     const out: ServedTarget[] = [];
-    for (const c of this.opts.config.certificates) {
+    for (const c of this.config.certificates) {
       if (only && !only.has(c.name)) continue;
       for (const d of c.deploy) {
         if (d.type !== 'nginx' || !d.verify.enabled) continue;

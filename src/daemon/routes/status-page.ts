@@ -13,7 +13,7 @@ import { buildStatusView } from '../status-page/view.js';
  * browser can ask for it.
  */
 export function statusAccess(req: FastifyRequest, deps: AppDeps): 'ok' | 'ask' | 'closed' {
-  if (deps.publicStatus) return 'ok';
+  if (deps.publicStatus?.()) return 'ok';
   if (isLoopback(req.socket.remoteAddress ?? '')) return 'ok';
   if (!deps.token) return 'closed';
   const h = req.headers.authorization ?? '';
