@@ -75,6 +75,7 @@ async function makeContext(ctx: string): Promise<void> {
   await fs.copyFile(join(REPO, 'scripts/build.mjs'), join(ctx, 'scripts/build.mjs'));
   await fs.mkdir(join(ctx, 'docker'));
   await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
+  await fs.cp(join(REPO, 'docker/monitoring'), join(ctx, 'docker/monitoring'), { recursive: true });
   await fs.cp(join(REPO, 'src'), join(ctx, 'src'), {
     recursive: true,
     filter: (p) => !p.endsWith('.test.ts'),
@@ -202,6 +203,19 @@ describe('the certkeeper image, built offline from docker/Dockerfile', () => {
     const node = await runImage([IMAGE, '--version'], { entrypoint: 'node' });
     const expected = (await run(NODE_BIN, ['--version'])).stdout.trim();
     expect(node.stdout.trim()).toBe(expected);
+    // The Prometheus rules and the Grafana dashboard ship in the image, as in the repository (node lists them: the
+    // stand-in base image has no shell tools).
+    const ls = await runImage(
+      [
+        IMAGE,
+        '-e',
+        "const fs = require('fs'); const d = '/usr/share/certkeeper/monitoring/'; console.log([...fs.readdirSync(d + 'prometheus'), ...fs.readdirSync(d + 'grafana')].join(' '))",
+      ],
+      { entrypoint: 'node' },
+    );
+    expect(ls.stderr).toBe('');
+    expect(ls.stdout).toContain('certkeeper-rules.yml');
+    expect(ls.stdout).toContain('certkeeper-dashboard.json');
   });
 
   it('`certkeeper renew` in the container, as uid 1000, issues from Pebble into the mounted /etc/letsencrypt', async () => {

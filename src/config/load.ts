@@ -119,6 +119,7 @@ function resolvePaths(config: Config, baseDir: string): void {
     if (c.challenge.type === 'http-01') c.challenge.webroot = abs(c.challenge.webroot);
     for (const d of c.deploy) if (d.type === 'nginx' && d.signal) d.signal.pidFile = abs(d.signal.pidFile);
   }
+  for (const w of config.watch) if (w.caFile) w.caFile = abs(w.caFile);
 }
 
 /**
