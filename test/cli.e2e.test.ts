@@ -139,7 +139,7 @@ describe('certkeeper CLI', () => {
     expect(web).toMatchObject({ validity: 'valid', lastAttempt: { result: 'success' } });
     expect(web.daysLeft).toBeGreaterThan(30);
     expect(rows.find((x) => x.name === 'broken')).toMatchObject({
-      validity: 'missing',
+      validity: 'placeholder',
       lastAttempt: { result: 'failure' },
     });
     const table = await cli(['--config', configFile, 'status']);
@@ -158,7 +158,7 @@ describe('certkeeper CLI', () => {
     expect(await fs.readFile(join(work, 'le', 'live', 'web', 'cert.pem'), 'utf8')).toBe(before);
     expect(await fs.readFile(join(work, 'le', 'state', 'web.json'), 'utf8')).toBe(stateBefore);
     expect(
-      (await fs.readdir(join(work, 'le', 'archive', 'web'))).filter((f) => f.endsWith('.pem')),
+      (await fs.readdir(join(work, 'le', 'archive', 'web'))).filter((f) => /[1-9]\.pem$/.test(f)),
     ).toHaveLength(4);
   });
 
