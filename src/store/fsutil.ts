@@ -11,9 +11,13 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await fh.writeFile(data);
     await fh.chmod(mode); // umask must not widen or narrow what we asked for
     await fh.sync();
-  } finally {
-    await fh.close();
+  } catch (err) {
+    // A full disk fails here: never leave the temp file behind.
+    await fh.close().catch(() => {});
+    await fs.rm(tmp, { force: true });
+    throw err;
   }
+  await fh.close();
   try {
     await fs.rename(tmp, path);
   } catch (err) {
