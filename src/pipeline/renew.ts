@@ -575,9 +575,22 @@ async function storeStep(
   return saved;
 }
 
+/** A file-system error (full, read-only, not permitted) as a 'store' error with its fix; undefined for others. */
+function storageError(err: unknown, cert: string, path: string): CertkeeperError | undefined {
+  if (err instanceof CertkeeperError) return undefined;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!code || !['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM'].includes(code)) return undefined;
+  return new CertkeeperError('store', (err as Error).message, {
+    cert,
+    code: code === 'ENOSPC' || code === 'EDQUOT' ? 'CK_ERR_DISK_FULL' : 'CK_ERR_STORE_FAILED',
+    hint: storageHint(err, path),
+    cause: err,
+  });
+}
+
 function storageHint(err: unknown, path: string): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC') return `free space on the filesystem of storage.path (${path})`;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return `free space on the filesystem of storage.path (${path})`;
   if (code === 'EROFS') return `storage.path (${path}) is on a read-only filesystem: mount it read-write`;
   if (code === 'EACCES' || code === 'EPERM') return `let certkeeper write to storage.path (${path})`;
   return `check that storage.path (${path}) is writable and has free space`;
@@ -740,7 +753,8 @@ async function failStep(
   t0: number,
 ): Promise<CertResult> {
   const name = cert.name;
-  const error = asCertkeeperError(err, 'internal', { cert: name });
+  const error =
+    storageError(err, name, c.config.storage.path) ?? asCertkeeperError(err, 'internal', { cert: name });
   const nowD = c.clock.now();
   const prev = await c.store.readState(name).catch(() => undefined);
   const failures = (prev?.failures ?? 0) + 1;
