@@ -46,7 +46,7 @@ export class AcmeIssuer implements Issuer {
 
   private getAccount(): Promise<Account> {
     this.account ??= loadAcme().then(({ configureAcmeHttp, ensureAccount }) => {
-      configureAcmeHttp({ caBundlePem: this.o.caBundlePem });
+      configureAcmeHttp({ caBundlePem: this.o.caBundlePem, directoryUrl: this.directoryUrl });
       return ensureAccount(this.o.config.acme, this.o.config.storage.path, this.directoryUrl, this.o.logger);
     });
     // A failed registration is not cached: the next certificate (or run) tries again.
