@@ -23,6 +23,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { alertsFor } from '../notify/rules.js';
 import { type Plan, planCertificate } from '../plan/plan.js';
 import { readCaBundle } from '../platform/ca-bundle.js';
+import { isNoRetry } from '../platform/retry.js';
 import { CertStore } from '../store/store.js';
 import type { Lock, Store } from '../store/types.js';
 import { AcmeIssuer, replacesId } from './acme-issuer.js';
@@ -766,6 +767,8 @@ async function failStep(
     durationMs: Date.now() - t0,
   };
   const canWrite = lock !== undefined && !lock.lost.aborted && !c.opts.dryRun;
+  // Errors retrying cannot fix (the no-retry marker, or permanent) wait long and are told once a day.
+  const permanent = isNoRetry(err) || error.permanent;
   if (canWrite) {
     const live = l?.live;
     const patch: Partial<CertState> = {
@@ -776,13 +779,13 @@ async function failStep(
         message: error.message,
         code: error.code,
         ...(error.hint && { hint: error.hint }),
-        ...(error.permanent && { permanent: true }),
+        ...(permanent && { permanent: true }),
         durationMs: Date.now() - t0,
       },
       failures,
       nextAttemptAfter: nextAttemptAfter(failures, nowD, {
         retryAfter: error.retryAfter,
-        permanent: error.permanent,
+        permanent,
         lifetime: live ? lifetimeMs(live) : undefined,
       }).toISOString(),
     };
