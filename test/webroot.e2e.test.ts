@@ -91,6 +91,8 @@ describe('HTTP-01 webroot against Pebble', () => {
       'cert1.pem',
       'chain0.pem',
       'chain1.pem',
+      'combined0.pem',
+      'combined1.pem',
       'fullchain0.pem',
       'fullchain1.pem',
       'privkey0.pem',
