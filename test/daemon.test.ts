@@ -243,6 +243,20 @@ describe('API authentication and validation', () => {
 });
 
 describe('scheduling, backoff and alerts (clock injected)', () => {
+  it('looks again within 12 hours whatever schedule.cron says (ARI twice a day)', async () => {
+    const t = fakeTimers();
+    const { daemon } = await setup(
+      [{ name: 'fresh', seedDays: 90 }],
+      { schedule: { cron: '0 3 1 1 *', jitterSeconds: 0 } },
+      { timers: t.timers },
+    );
+    await daemon.tick('startup');
+    await daemon.queue.idle();
+    const last = t.calls.at(-1)?.ms;
+    expect(last).toBeDefined();
+    expect(last!).toBeLessThanOrEqual(12 * 3600_000);
+  });
+
   it('backs off after a failure: nothing before nextAttemptAfter, a retry after it, the delay front-loaded (1 min, then 10 min)', async () => {
     let clock = new Date('2030-01-01T00:00:00Z');
     const t = fakeTimers();

@@ -40,6 +40,8 @@ export interface DaemonOptions {
 /** How often the daemon looks whether a certificate another process was renewing is free again. */
 const BUSY_POLL_MS = 2000;
 const BUSY_WATCH_MAX_MS = 6 * 3600_000;
+/** Longest time between full checks (store re-read, ARI for every certificate), whatever schedule.cron says. */
+const FULL_CHECK_MS = 12 * 3600_000;
 
 /**
  * `certkeeper run`: the scheduler, the job queue, the HTTP API, metrics and alerts around the one pipeline,
@@ -66,6 +68,8 @@ export class Daemon {
   private pipelineLoaded = false;
   /** Certificates another process holds the lock of: re-checked when it frees. */
   private readonly busyWatch = new Map<string, NodeJS.Timeout>();
+  /** When the store was last re-read and every certificate's ARI asked (ms). */
+  private lastFullCheck?: number;
 
   /** Reloaded configurations replace it between jobs (reload.ts). */
   readonly reloader: ConfigReloader;
@@ -143,6 +147,7 @@ export class Daemon {
   async start(): Promise<void> {
     const t0 = Date.now();
     await this.cache.loadAll();
+    this.lastFullCheck = this.now().getTime();
     this.logger.info(
       { event: 'daemon.loaded', certificates: this.cache.size, durationMs: Date.now() - t0 },
       `loaded state of ${this.cache.size} certificate(s)`,
@@ -222,8 +227,13 @@ export class Daemon {
     const t0 = Date.now();
     // Cron ticks (twice a day) re-read the whole store, picking up what other processes (the CLI) changed;
     // wake ticks and API triggers use the in-memory state, which the daemon refreshes after its own writes.
-    if (source === 'schedule') await this.cache.loadAll();
+    const full =
+      source === 'schedule' ||
+      source === 'startup' ||
+      this.now().getTime() - (this.lastFullCheck ?? 0) >= FULL_CHECK_MS;
+    if (full && source !== 'startup') await this.cache.loadAll();
     const now = this.now();
+    if (full) this.lastFullCheck = now.getTime();
     const { due, next } = this.cache.dueCheck(now);
     // ARI: the pipeline asks the CA when a certificate's check is due — at the scheduled and start-up checks, and
     // whenever the CA's Retry-After for one has passed.
@@ -239,9 +249,7 @@ export class Daemon {
                 !e.live.placeholder &&
                 !e.state?.placeholder &&
                 !due.includes(e.name) &&
-                (e.state?.ari?.nextCheckAt
-                  ? ariCheckDue(e.state.ari, now)
-                  : source === 'schedule' || source === 'startup'),
+                (e.state?.ari?.nextCheckAt ? ariCheckDue(e.state.ari, now) : full),
             )
             .map((e) => e.name);
     this.logger.info(
@@ -262,13 +270,14 @@ export class Daemon {
   }
 
   private armWake(next: Date | undefined): void {
-    let at = next?.getTime();
+    // At least twice a day whatever schedule.cron says: ARI and the due times are looked at again within 12 h.
+    let at = Math.min(next?.getTime() ?? Number.POSITIVE_INFINITY, this.now().getTime() + FULL_CHECK_MS);
     for (const e of this.cache.all()) {
       const n =
         e.config && e.live && e.state?.ari?.nextCheckAt ? Date.parse(e.state.ari.nextCheckAt) : undefined;
       if (n !== undefined && (at === undefined || n < at)) at = n;
     }
-    this.scheduler.wakeAt(at === undefined ? undefined : new Date(at));
+    this.scheduler.wakeAt(new Date(at));
   }
 
   /**
