@@ -145,7 +145,9 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description('show every certificate: domains, expiry, days left, last result')
+    .description(
+      'show every certificate: domains, expiry, days left, state (valid, expiring, danger, placeholder, not deployed, ...), when it renews and the last result with its fix',
+    )
     .option('--json', 'print as JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const { config } = await load(cmd);

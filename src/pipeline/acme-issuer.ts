@@ -72,19 +72,7 @@ export class AcmeIssuer implements Issuer {
         preferredChain: cert.preferredChain,
         timeoutMs: this.o.config.acme.orderTimeoutSeconds * 1000,
       });
-    try {
-      return await attempt(req.replaces);
-    } catch (err) {
-      // RFC 9773 §5: the CA says this certificate was already replaced (by another order): order without it.
-      if (req.replaces && err instanceof CertkeeperError && err.code === 'CK_ERR_ACME_ALREADY_REPLACED') {
-        logger.warn(
-          { event: 'renew.already_replaced', cert: cert.name },
-          `${cert.name}: the CA says the live certificate was already replaced; ordering without "replaces"`,
-        );
-        return attempt(undefined);
-      }
-      throw err;
-    }
+    return orderReplacing(attempt, req.replaces, cert.name, logger);
   }
 
   async renewalInfo(
@@ -108,6 +96,30 @@ export class AcmeIssuer implements Issuer {
       now: ctx.now,
       caBundlePem: this.o.caBundlePem,
     });
+  }
+}
+
+/**
+ * RFC 9773 §5: order naming the replaced certificate; when the CA answers that it was already replaced (by another
+ * order, e.g. from a different process), order once more without `replaces`.
+ */
+export async function orderReplacing<T>(
+  attempt: (replaces: string | undefined) => Promise<T>,
+  replaces: string | undefined,
+  name: string,
+  logger: Logger,
+): Promise<T> {
+  try {
+    return await attempt(replaces);
+  } catch (err) {
+    if (replaces && err instanceof CertkeeperError && err.code === 'CK_ERR_ACME_ALREADY_REPLACED') {
+      logger.warn(
+        { event: 'renew.already_replaced', cert: name },
+        `${name}: the CA says the live certificate was already replaced; ordering without "replaces"`,
+      );
+      return attempt(undefined);
+    }
+    throw err;
   }
 }
 
