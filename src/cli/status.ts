@@ -93,7 +93,7 @@ function lastResult(r: StatusRow): string {
   if (r.validity !== 'missing' && r.validity !== 'placeholder' && !r.deployed) {
     const failed = r.lastDeploy && !r.lastDeploy.ok ? r.lastDeploy.results.find((d) => !d.ok) : undefined;
     return failed
-      ? `not deployed ${when(r.lastDeploy!.at)}: ${failed.deployer}: ${failed.detail}`
+      ? `not deployed ${when(r.lastDeploy!.at)}: ${failed.deployer}: ${failed.detail}${failed.hint ? ` (fix: ${failed.hint})` : ''}`
       : 'not deployed yet (the next run deploys it)';
   }
   if (!a) return '-';

@@ -60,6 +60,11 @@ export const certificateSchema = z
     deploy: z.array(deploySchema).default([]),
     /** Renew when less than this fraction of the lifetime is left (default 1/3, like certbot's 30 of 90 days). */
     renewBeforeFraction: z.number().gt(0).lt(1).optional(),
+    /**
+     * Write a self-signed placeholder before the first order when nothing is live, so a server naming the files can
+     * start while the CA is unreachable (default true).
+     */
+    bootstrap: z.boolean().optional(),
     /** ACME profile or preferred chain (issuer CN) — optional CA features. */
     preferredChain: z.string().optional(),
   })
