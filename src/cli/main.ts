@@ -211,7 +211,19 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * `certkeeper status | head`: once the reader has gone, the rest of the output has nowhere to go. Stop quietly, as
+ * the shell tools do, instead of an unhandled EPIPE with a stack trace (the exit status follows what was done).
+ */
+function quietOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? EXIT.ok);
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  quietOnClosedStdout();
   const program = buildProgram();
   program.exitOverride();
   try {
