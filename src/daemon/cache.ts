@@ -24,6 +24,7 @@ export interface CachedCert {
 export class StateCache {
   private readonly entries = new Map<string, CachedCert>();
   private configured: Map<string, CertificateConfig>;
+  private changes = 0;
 
   constructor(
     private readonly store: Store,
@@ -36,6 +37,12 @@ export class StateCache {
   setConfig(config: Config): void {
     this.config = config;
     this.configured = new Map(config.certificates.map((c) => [c.name, c]));
+    this.changes++;
+  }
+
+  /** Changes whenever the entries or the configuration change: what is derived from them can be kept until then. */
+  get version(): number {
+    return this.changes;
   }
 
   async loadAll(): Promise<void> {
@@ -43,10 +50,12 @@ export class StateCache {
     const fresh = await mapLimit(names, 32, (n) => this.read(n));
     this.entries.clear();
     for (const e of fresh) this.entries.set(e.name, e);
+    this.changes++;
   }
 
   async refresh(names: string[]): Promise<void> {
     for (const e of await mapLimit(names, 32, (n) => this.read(n))) this.entries.set(e.name, e);
+    this.changes++;
   }
 
   get(name: string): CachedCert | undefined {
@@ -122,7 +131,12 @@ export class StateCache {
     return statusRow(e.name, e.config, e.state, e.live, this.config, now);
   }
 
+  /** Every entry, by name. */
+  sorted(): CachedCert[] {
+    return [...this.entries.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
   rows(now: Date): StatusRow[] {
-    return [...this.entries.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((e) => this.row(e, now));
+    return this.sorted().map((e) => this.row(e, now));
   }
 }

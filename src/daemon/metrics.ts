@@ -10,6 +10,15 @@ import type { CachedCert, StateCache } from './cache.js';
 import { deployedOf, IssuerCache, profileOf, RenewalClock } from './status-page/model.js';
 
 /**
+ * Characters per streamed piece of /metrics: Node writes a string of up to 16 KiB to a socket from a stack buffer,
+ * so pieces this size reach the socket without a Buffer (malloc) of their own.
+ */
+const PIECE = 16_000;
+
+/** How long the per-certificate series' text is served from memory while the state cache is unchanged. */
+export const CERTIFICATE_SERIES_TTL_MS = 10_000;
+
+/**
  * Prometheus metrics on a registry of their own (tests and several daemons in one process do not collide).
  * Certificate gauges are computed at scrape time from the in-memory state; counters follow the pipeline's events
  * and acme-client's requests. Names follow cert-manager's where one exists, so dashboards carry over.
@@ -25,10 +34,14 @@ export class DaemonMetrics {
   private readonly acmeDuration: Histogram<'endpoint'>;
   private readonly onAcme: (e: AcmeRequestEvent) => void;
   private acmeSource?: EventEmitter;
+  /** The per-certificate series (one per certificate each): their text is kept between scrapes, see exposition(). */
+  private readonly perCertificate = new Set<string>();
+  private readonly perCertificateText = new Map<string, string>();
+  private perCertificateKey?: string;
 
   constructor(
-    cache: StateCache,
-    now: () => Date,
+    private readonly cache: StateCache,
+    private readonly now: () => Date,
     opts: {
       processMetrics?: boolean;
       store?: Pick<CertStore, 'livePaths'>;
@@ -56,8 +69,9 @@ export class DaemonMetrics {
       help: string,
       value: (e: CachedCert, t: Date) => number | undefined,
       which: () => CachedCert[] = () => cache.all(),
-    ) =>
-      new Gauge({
+    ) => {
+      this.perCertificate.add(name);
+      return new Gauge({
         name,
         help,
         labelNames: ['name'],
@@ -71,6 +85,7 @@ export class DaemonMetrics {
           }
         },
       });
+    };
     const seconds = (d: Date | string | undefined) =>
       d === undefined ? undefined : Math.floor(new Date(d).getTime() / 1000);
     perCert(
@@ -111,6 +126,7 @@ export class DaemonMetrics {
         return d === undefined ? undefined : d ? 1 : 0;
       },
     );
+    this.perCertificate.add('certkeeper_certificate_ready_status');
     new Gauge({
       name: 'certkeeper_certificate_ready_status',
       help: 'The Ready condition (cert-manager style): 1 on the series whose condition (True, False, Unknown) holds. True: valid and outside its danger window (half the renewal margin, at most renewal.dangerDays); False: missing after an attempt, placeholder, expired or inside the danger window; Unknown: never attempted yet.',
@@ -128,6 +144,7 @@ export class DaemonMetrics {
         }
       },
     });
+    this.perCertificate.add('certkeeper_certificate_info');
     new Gauge({
       name: 'certkeeper_certificate_info',
       help: 'Always 1: what the live certificate is (serial, issuer, subject alternative names, ACME profile, key type).',
@@ -162,6 +179,7 @@ export class DaemonMetrics {
         this.set({ version: VERSION, node_version: process.version }, 1);
       },
     });
+    this.perCertificate.add('certkeeper_certificate_consecutive_failures');
     new Gauge({
       name: 'certkeeper_certificate_consecutive_failures',
       help: 'Failed renewal attempts since the last success.',
@@ -323,6 +341,53 @@ export class DaemonMetrics {
       'notAfter of the certificate the nginx verify address serves, as a Unix timestamp.',
       (s) => ts(s.notAfter),
     );
+  }
+
+  /**
+   * GET /metrics: the registry's text in the Prometheus format. With 1,000 certificates the per-certificate gauges are
+   * about 10,000 series (~1.5 MB of text) rebuilt on every scrape; their text is kept while the state cache is
+   * unchanged and for at most CERTIFICATE_SERIES_TTL_MS (time moves the renewal and ready series), so repeated
+   * scrapes do not each build and drop megabytes (the daemon's RSS grew by tens of MB over 1,000 requests).
+   * Process metrics, counters and the watch gauges are collected at every scrape.
+   */
+  async exposition(): Promise<string> {
+    return (await this.expositionParts()).join('');
+  }
+
+  /**
+   * The exposition as pieces of at most PIECE characters, in order (slices of the kept text, not copies): the route streams
+   * them, so no scrape makes one megabyte-sized string (V8 puts those straight into the old generation) or a Buffer
+   * of it.
+   */
+  async expositionPieces(): Promise<string[]> {
+    const pieces: string[] = [];
+    for (const part of await this.expositionParts()) {
+      for (let i = 0; i < part.length; i += PIECE) pieces.push(part.slice(i, i + PIECE));
+    }
+    return pieces;
+  }
+
+  private async expositionParts(): Promise<string[]> {
+    const key = `${this.cache.version}:${Math.floor(this.now().getTime() / CERTIFICATE_SERIES_TTL_MS)}`;
+    if (key !== this.perCertificateKey) {
+      this.perCertificateText.clear();
+      this.perCertificateKey = key;
+    }
+    const parts: string[] = [];
+    for (const m of this.registry.getMetricsAsArray()) {
+      const name = (m as unknown as { name: string }).name;
+      if (!this.perCertificate.has(name)) {
+        parts.push(await this.registry.getSingleMetricAsString(name));
+        continue;
+      }
+      let text = this.perCertificateText.get(name);
+      if (text === undefined) {
+        text = await this.registry.getSingleMetricAsString(name);
+        if (this.perCertificateKey === key) this.perCertificateText.set(name, text);
+      }
+      parts.push(text);
+    }
+    return parts.flatMap((p, i) => (i === 0 ? [p] : ['\n\n', p])).concat('\n');
   }
 
   /** Counts the ACME client's requests (attached when the pipeline is first loaded). */
