@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { execChallengeSchema } from '../challenges/exec/schema.js';
 import { route53ChallengeSchema } from '../challenges/route53/schema.js';
 import { webrootChallengeSchema } from '../challenges/webroot/schema.js';
+import { clusterSchema } from '../cluster/schema.js';
 import { acmAuditSchema, acmDeploySchema } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
@@ -115,6 +116,8 @@ export const configSchema = z.strictObject({
     .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024 }),
   notify: z.array(notifySchema).default([]),
   acmAudit: acmAuditSchema.optional(),
+  /** Several hosts on one PostgreSQL; absent = single host, local files only. */
+  cluster: clusterSchema.optional(),
   certificates: z.array(certificateSchema).default([]),
 });
 
