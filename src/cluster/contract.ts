@@ -18,6 +18,8 @@ export interface LockHolderInfo {
   pid: number;
   startedAt?: string;
   node?: string;
+  /** When the lock was taken (ISO). */
+  since?: string;
 }
 export interface Locker {
   tryLock(name: string): Promise<Lock | undefined>;

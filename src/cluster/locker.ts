@@ -169,7 +169,9 @@ export class PgLocker implements Locker {
         node,
         host: host ?? '?',
         pid: Number(pid ?? row.pid),
-        startedAt: startedAt ? new Date(Number(startedAt) * 1000).toISOString() : row.since.toISOString(),
+        startedAt: startedAt ? new Date(Number(startedAt) * 1000).toISOString() : undefined,
+        // The session is dedicated to this lock: it began when the lock was taken.
+        since: row.since.toISOString(),
       };
     } catch (err) {
       throw dbError(err, 'read the lock holder', name);

@@ -7,8 +7,8 @@ import { CertkeeperError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { readIfExists, writeFileAtomic } from '../store/fsutil.js';
 import type { CertState } from '../store/state.js';
-import { CertStore, type SaveInput } from '../store/store.js';
-import type { Store } from './contract.js';
+import { CertStore } from '../store/store.js';
+import type { SaveInput, Store } from './contract.js';
 import { dbError } from './db.js';
 import type { ClusterKey } from './key.js';
 import type { PgLocker } from './locker.js';
@@ -162,6 +162,7 @@ export class PgStore implements Store {
     const info = certInfo(blocks[0]!);
     const c = lock.client;
     let next: number;
+    let merged: CertState;
     try {
       await c.query('BEGIN');
       const cur = Number(
@@ -200,7 +201,7 @@ export class PgStore implements Store {
         [name, next, this.node, cur],
       );
       if (head.rowCount !== 1) throw fenced(name, cur, -1);
-      await this.mergeState(c, name, {
+      merged = await this.mergeState(c, name, {
         domains: input.domains,
         keyType: input.keyType,
         serial: info.serial,
@@ -209,6 +210,7 @@ export class PgStore implements Store {
         version: next,
         issuedAt: new Date().toISOString(),
         placeholder: input.placeholder === true,
+        ...input.state,
       });
       await c.query('SELECT pg_notify($1, $2)', [
         CERT_CHANNEL,
@@ -235,6 +237,7 @@ export class PgStore implements Store {
       `${name}: stored version ${next} in PostgreSQL`,
     );
     await this.writeLocal(name, next, input, info.serial);
+    await this.local.writeState(name, merged).catch(() => {});
     const live = await this.current(name);
     if (!live) throw new CertkeeperError('store', `live/${name} is missing after storing`, { cert: name });
     return live;
@@ -264,7 +267,8 @@ export class PgStore implements Store {
         'read state',
       );
       const row = r.rows[0];
-      if (!row?.state && !row?.ari && !row?.arns) return undefined;
+      // Nothing in PostgreSQL yet: this node's own files (an adopted certbot folder, a bootstrap placeholder).
+      if (!row?.state && !row?.ari && !row?.arns) return this.local.readState(name);
       const st: CertState = { ...(row.state ?? { name }), name };
       if (row.ari) st.ari = row.ari;
       if (row.arns) st.deploy = { ...(st.deploy ?? {}), ...row.arns };

@@ -152,7 +152,7 @@ export class ClusterSync {
   }
 
   private async changed(name: string): Promise<void> {
-    const live = await this.opts.store.local.current(name);
+    const live = await this.opts.store.current(name);
     if (live && this.opts.onChange) await this.opts.onChange(name, live);
   }
 
