@@ -78,7 +78,11 @@ export class ClusterNode {
         );
       } catch (err) {
         const e = asCertkeeperError(err, 'deploy', { cert: name });
-        results.push({ deployer: d.type, ok: false, detail: e.hint ? `${e.message} (fix: ${e.hint})` : e.message });
+        results.push({
+          deployer: d.type,
+          ok: false,
+          detail: e.hint ? `${e.message} (fix: ${e.hint})` : e.message,
+        });
       }
     }
     const ok = results.every((r) => r.ok);

@@ -373,9 +373,31 @@ export class PgStore implements Store {
     }
   }
 
-  private async writeLocal(name: string, version: number, input: SaveInput, serial: string): Promise<void> {
+  private readonly localChains = new Map<string, Promise<unknown>>();
+
+  /** One local switch at a time per certificate (a save here and a catch-up may meet). */
+  private writeLocal(name: string, version: number, input: SaveInput, serial: string): Promise<boolean> {
+    const prev = this.localChains.get(name) ?? Promise.resolve();
+    const run = prev.then(
+      () => this.writeLocalNow(name, version, input, serial),
+      () => this.writeLocalNow(name, version, input, serial),
+    );
+    const tail = run.catch(() => undefined);
+    this.localChains.set(name, tail);
+    void tail.then(() => {
+      if (this.localChains.get(name) === tail) this.localChains.delete(name);
+    });
+    return run;
+  }
+
+  private async writeLocalNow(
+    name: string,
+    version: number,
+    input: SaveInput,
+    serial: string,
+  ): Promise<boolean> {
     const m = await this.marker(name);
-    if (m && m.version >= version) return;
+    if (m && m.version >= version) return false;
     const live = await this.local.current(name).catch(() => undefined);
     // Already live here (this node stored it and crashed before the marker): only the marker is missing.
     if (!live || live.serial !== serial) await this.local.save(name, input);
@@ -385,6 +407,7 @@ export class PgStore implements Store {
       `${JSON.stringify({ version, serial, syncedAt: new Date().toISOString() } satisfies Marker)}\n`,
       0o644,
     );
+    return true;
   }
 
   /**
@@ -409,7 +432,7 @@ export class PgStore implements Store {
     const m = await this.marker(row.name);
     if (m && m.version >= version) return false;
     const keyPem = this.key.decrypt(row.key_sealed, `${row.name}#${version}`);
-    await this.writeLocal(
+    const changed = await this.writeLocal(
       row.name,
       version,
       {
@@ -421,6 +444,7 @@ export class PgStore implements Store {
       },
       row.serial,
     );
+    if (!changed) return false;
     const st = await this.readState(row.name).catch(() => undefined);
     if (st) await this.local.writeState(row.name, st).catch(() => {});
     this.log.info(

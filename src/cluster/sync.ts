@@ -131,13 +131,14 @@ export class ClusterSync {
   }
 
   private onNotification(n: pg.Notification): void {
-    let msg: { name?: string; token?: string; action?: string };
+    let msg: { name?: string; token?: string; action?: string; node?: string };
     try {
       msg = JSON.parse(n.payload ?? '{}');
     } catch {
       return;
     }
-    if (n.channel === CERT_CHANNEL && typeof msg.name === 'string') {
+    // This node's own save switched its files itself (a crash before that is caught by the periodic compare).
+    if (n.channel === CERT_CHANNEL && typeof msg.name === 'string' && msg.node !== this.opts.store.node) {
       const name = msg.name;
       void this.enqueue(() => this.syncOne(name));
     } else if (n.channel === TOKEN_CHANNEL && typeof msg.token === 'string' && TOKEN_RE.test(msg.token)) {

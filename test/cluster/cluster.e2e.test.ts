@@ -48,7 +48,9 @@ describe('cluster: three nodes on one PostgreSQL', () => {
     const { issuedSerials, orders } = rig.pebbleCounts();
     expect(orders).toBe(CERTS);
     expect(issuedSerials.sort()).toEqual([...heads.values()].map((h) => h.serial).sort());
-    expect(await rig.sql('SELECT name FROM certificate_versions GROUP BY name HAVING count(*) > 1')).toEqual([]);
+    expect(await rig.sql('SELECT name FROM certificate_versions GROUP BY name HAVING count(*) > 1')).toEqual(
+      [],
+    );
     // HTTP-01 answered by a node other than the one that ordered: only the last node's nginx is Pebble's target.
     const byNode = new Map<string, number>();
     for (const h of heads.values()) byNode.set(h.storedBy, (byNode.get(h.storedBy) ?? 0) + 1);
@@ -80,7 +82,10 @@ describe('cluster: three nodes on one PostgreSQL', () => {
     const cyclesAtKill = new Map(others.map((n) => [n, n.events.filter((e) => e.event === 'cycle').length]));
     await rig.kill(h);
     expect(
-      await pollUntil(async () => (await rig.heads()).get('c0')?.version === 2, { attempts: 300, intervalMs: 100 }),
+      await pollUntil(async () => (await rig.heads()).get('c0')?.version === 2, {
+        attempts: 300,
+        intervalMs: 100,
+      }),
     ).toBe(true);
     const after = (await rig.heads()).get('c0')!;
     expect(after.storedBy).not.toBe(h.name);
@@ -103,7 +108,10 @@ describe('cluster: three nodes on one PostgreSQL', () => {
     const before = await rig.heads();
     const ordersBefore = rig.pebbleCounts().orders;
     const renew = ['c1', 'c2', 'c3'];
-    await writeFile(rig.forceFile, JSON.stringify(Object.fromEntries(renew.map((n) => [n, before.get(n)!.serial]))));
+    await writeFile(
+      rig.forceFile,
+      JSON.stringify(Object.fromEntries(renew.map((n) => [n, before.get(n)!.serial]))),
+    );
     expect(
       await pollUntil(
         async () => {
@@ -133,7 +141,10 @@ describe('cluster: three nodes on one PostgreSQL', () => {
       await rig.pg.start();
     }
     expect(
-      await pollUntil(async () => (await rig.heads()).get('c5')?.version === 2, { attempts: 300, intervalMs: 200 }),
+      await pollUntil(async () => (await rig.heads()).get('c5')?.version === 2, {
+        attempts: 300,
+        intervalMs: 200,
+      }),
     ).toBe(true);
     const after = await rig.heads();
     expect(await allServe(['c5'], () => after.get('c5')?.serial, rig.nodes)).toBe(true);

@@ -140,10 +140,14 @@ export async function startRig(opts: {
     const startNode = (n: RigNode, extraEnv: Record<string, string> = {}) => {
       const out = join(work, n.name, 'events.log');
       const errFd = openSync(join(work, n.name, 'node.log'), 'a');
-      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'node.ts')], {
-        env: { ...n.env, ...extraEnv },
-        stdio: ['ignore', 'pipe', errFd],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'node.ts')],
+        {
+          env: { ...n.env, ...extraEnv },
+          stdio: ['ignore', 'pipe', errFd],
+        },
+      );
       closeSync(errFd);
       procs.add(child);
       child.once('exit', () => procs.delete(child));
@@ -204,8 +208,8 @@ export async function startRig(opts: {
       },
       pebbleCounts() {
         const log = readFileSync(join(p.dir, 'pebble.log'), 'utf8');
-        const issuedSerials = [...log.matchAll(/Issued certificate serial ([0-9a-fA-F]+) for order/g)].map((m) =>
-          m[1]!.toUpperCase().replace(/^0+/, ''),
+        const issuedSerials = [...log.matchAll(/Issued certificate serial ([0-9a-fA-F]+) for order/g)].map(
+          (m) => m[1]!.toUpperCase().replace(/^0+/, ''),
         );
         const orders = [...log.matchAll(/Added order /g)].length;
         return { issuedSerials, orders };

@@ -3,11 +3,11 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChallengeInput } from '../../src/challenges/types.js';
 import { ClusterChallenges } from '../../src/cluster/challenges.js';
 import { type ClusterHandle, openCluster } from '../../src/cluster/open.js';
 import { clusterSchema } from '../../src/cluster/schema.js';
 import { ClusterSync } from '../../src/cluster/sync.js';
-import type { ChallengeInput } from '../../src/challenges/types.js';
 import { createTestCA, issueLeaf, type TestCA } from '../../src/crypto/selfsigned.js';
 import { pollUntil } from '../harness/ports.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
@@ -76,7 +76,9 @@ describe('ClusterSync', () => {
     await a.sync.start();
     await b.sync.start();
     const v1 = await store(a.h, 'web');
-    expect(await pollUntil(() => b.changes.some((c) => c.serial === v1.serial), { attempts: 100 })).toBe(true);
+    expect(await pollUntil(() => b.changes.some((c) => c.serial === v1.serial), { attempts: 100 })).toBe(
+      true,
+    );
     expect(b.changes.at(-1)).toEqual({ name: 'web', serial: v1.serial, version: 1 });
     expect((await b.h.store.local.current('web'))?.serial).toBe(v1.serial);
     expect(a.changes).toEqual([]); // a stored it itself: the pipeline deployed it there
@@ -84,7 +86,9 @@ describe('ClusterSync', () => {
     await pgh.restart({ downMs: 300 });
     expect(await pollUntil(() => b.sync.listening, { attempts: 200, intervalMs: 100 })).toBe(true);
     const v2 = await store(a.h, 'web');
-    expect(await pollUntil(() => b.changes.some((c) => c.serial === v2.serial), { attempts: 100 })).toBe(true);
+    expect(await pollUntil(() => b.changes.some((c) => c.serial === v2.serial), { attempts: 100 })).toBe(
+      true,
+    );
     expect((await b.h.store.local.current('web'))?.serial).toBe(v2.serial);
 
     const c = await node('c');
@@ -115,7 +119,9 @@ describe('ClusterSync', () => {
     const file = join(y.webroot, '.well-known', 'acme-challenge', ch.token);
     expect(await fs.readFile(file, 'utf8')).toBe(ch.keyAuthorization);
     await chs.remove(ch);
-    expect(await pollUntil(async () => !(await fs.stat(file).catch(() => undefined)), { attempts: 100 })).toBe(true);
+    expect(
+      await pollUntil(async () => !(await fs.stat(file).catch(() => undefined)), { attempts: 100 }),
+    ).toBe(true);
   });
 
   it('waitConfirmed names the live node that did not write the token', async () => {
@@ -123,7 +129,9 @@ describe('ClusterSync', () => {
     await p.sync.start();
     // q heartbeats (is live) but runs no sync: it never writes tokens.
     const q = await node('q');
-    await q.h.store.q("INSERT INTO nodes (node, host, pid, started_at) VALUES ('q', 'h', 1, now()) ON CONFLICT (node) DO UPDATE SET last_seen = now()");
+    await q.h.store.q(
+      "INSERT INTO nodes (node, host, pid, started_at) VALUES ('q', 'h', 1, now()) ON CONFLICT (node) DO UPDATE SET last_seen = now()",
+    );
     const chs = new ClusterChallenges(p.h.store, { liveWithinMs: 60_000, confirmTimeoutMs: 1500 });
     const ch: ChallengeInput = {
       certName: 'nq',
