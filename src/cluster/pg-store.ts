@@ -70,6 +70,7 @@ export class PgStore implements Store {
   private readonly log: Logger;
   private up = true;
   private readonly healthListeners = new Set<(up: boolean, err?: Error) => void>();
+  private readonly materialisedListeners = new Set<(name: string, version: number) => void>();
 
   constructor(opts: PgStoreOptions) {
     this.pool = opts.pool;
@@ -98,6 +99,15 @@ export class PgStore implements Store {
         'PostgreSQL unreachable: serving local files, renewals wait',
       );
     for (const fn of this.healthListeners) fn(up, err);
+  }
+
+  /**
+   * Called whenever a certificate stored by another node went live in this node's folder — by whichever path
+   * (the sync loop, or a check under a lock): this node's deployers must follow.
+   */
+  onMaterialised(fn: (name: string, version: number) => void): () => void {
+    this.materialisedListeners.add(fn);
+    return () => this.materialisedListeners.delete(fn);
   }
 
   /** A query through the pool that keeps `databaseUp` current. */
@@ -257,9 +267,11 @@ export class PgStore implements Store {
         state: CertState | null;
         ari: CertState['ari'] | null;
         arns: Record<string, unknown> | null;
+        has_head: boolean;
       }>(
         `SELECT s.state, w.ari,
-                (SELECT jsonb_object_agg(deploy_key, value) FROM acm_arns a WHERE a.name = $1) AS arns
+                (SELECT jsonb_object_agg(deploy_key, value) FROM acm_arns a WHERE a.name = $1) AS arns,
+                EXISTS (SELECT 1 FROM certificates c WHERE c.name = $1) AS has_head
            FROM (SELECT $1::text AS name) n
            LEFT JOIN certificate_state s ON s.name = n.name
            LEFT JOIN ari_windows w ON w.name = n.name`,
@@ -267,9 +279,11 @@ export class PgStore implements Store {
         'read state',
       );
       const row = r.rows[0];
-      // Nothing in PostgreSQL yet: this node's own files (an adopted certbot folder, a bootstrap placeholder).
-      if (!row?.state && !row?.ari && !row?.arns) return this.local.readState(name);
-      const st: CertState = { ...(row.state ?? { name }), name };
+      // No certificate in PostgreSQL yet: this node's own files (an adopted certbot folder, a bootstrap
+      // placeholder) say what is live here, with whatever PostgreSQL recorded (attempts, backoff) on top.
+      const local = row?.has_head ? undefined : await this.local.readState(name);
+      if (!row?.state && !row?.ari && !row?.arns) return local;
+      const st: CertState = { ...(local ?? {}), ...(row.state ?? { name }), name };
       if (row.ari) st.ari = row.ari;
       if (row.arns) st.deploy = { ...(st.deploy ?? {}), ...row.arns };
       return st;
@@ -451,6 +465,7 @@ export class PgStore implements Store {
       { event: 'cluster.materialised', cert: row.name, version, serial: row.serial },
       `${row.name}: version ${version} from PostgreSQL is live here`,
     );
+    for (const fn of this.materialisedListeners) fn(row.name, version);
     return true;
   }
 

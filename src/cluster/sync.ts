@@ -41,12 +41,18 @@ export class ClusterSync {
 
   constructor(private readonly opts: ClusterSyncOptions) {
     this.log = opts.logger ?? silentLogger;
+    // However a newer version went live here (this loop, or the pipeline's check under a lock), deploy it here.
+    this.unsubscribe = opts.store.onMaterialised((name) => {
+      void this.enqueue(() => this.changed(name));
+    });
   }
+  private readonly unsubscribe: () => void;
 
   async start(): Promise<void> {
     this.stopped = false;
     await this.listen();
     await this.enqueue(() => this.fullSync());
+    await this.idle(); // the catch-up's local deploys too
     this.timer = setInterval(() => {
       void this.enqueue(() => this.fullSync());
     }, this.opts.intervalMs);
@@ -55,6 +61,7 @@ export class ClusterSync {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe();
     clearInterval(this.timer);
     clearTimeout(this.reconnectTimer);
     const l = this.listener;
@@ -149,7 +156,7 @@ export class ClusterSync {
   }
 
   private async syncOne(name: string): Promise<void> {
-    if (await this.opts.store.materialise(name)) await this.changed(name);
+    await this.opts.store.materialise(name);
   }
 
   private async changed(name: string): Promise<void> {
@@ -168,7 +175,6 @@ export class ClusterSync {
       'node heartbeat',
     );
     const changed = await s.syncAll();
-    for (const name of changed) await this.changed(name);
     const open = await s.q<{ token: string }>(
       `SELECT t.token FROM challenge_tokens t WHERE t.expires_at > now()
           AND NOT EXISTS (SELECT 1 FROM challenge_confirmations c WHERE c.token = t.token AND c.node = $1)`,

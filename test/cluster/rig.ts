@@ -43,7 +43,7 @@ export interface Rig {
   sql<R extends pg.QueryResultRow>(text: string, params?: unknown[]): Promise<R[]>;
   /** name → { version, serial, stored_by } of the heads in PostgreSQL. */
   heads(): Promise<Map<string, { version: number; serial: string; storedBy: string }>>;
-  /** Serials Pebble issued (from its log) and the number of orders it created. */
+  /** Serials Pebble issued (from its log, without leading zeros) and the number of orders it created. */
   pebbleCounts(): { issuedSerials: string[]; orders: number };
   served(n: RigNode, name: string): Promise<string>;
   stop(): Promise<void>;
@@ -134,6 +134,7 @@ export async function startRig(opts: {
         CK_CLUSTER_KEY: key,
         CK_CYCLE_MS: String(opts.cycleMs ?? 1000),
         CK_FORCE_FILE: forceFile,
+        CK_WAIT_NODES: String(opts.nodes),
       };
     }
 
@@ -200,10 +201,7 @@ export async function startRig(opts: {
              FROM certificates c JOIN certificate_versions v USING (name, version)`,
         );
         return new Map(
-          rows.map((r) => [
-            r.name,
-            { version: Number(r.version), serial: r.serial.replace(/^0+/, ''), storedBy: r.stored_by },
-          ]),
+          rows.map((r) => [r.name, { version: Number(r.version), serial: r.serial, storedBy: r.stored_by }]),
         );
       },
       pebbleCounts() {
@@ -220,14 +218,16 @@ export async function startRig(opts: {
           port: n.nginx.httpsPort as number,
           servername: domainOf(name),
         });
-        return s.serial.replace(/^0+/, '');
+        return s.serial;
       },
       async stop() {
         for (const c of procs) c.kill('SIGKILL');
         for (const n of nodes) await n.nginx.stop().catch(() => {});
         await p.stop().catch(() => {});
         await pgh.stop();
-        await rm(work, { recursive: true, force: true });
+        // CK_KEEP_RIG=1 keeps the nodes' logs and folders for a look after a failure.
+        if (process.env.CK_KEEP_RIG) process.stderr.write(`cluster rig kept in ${work}\n`);
+        else await rm(work, { recursive: true, force: true });
       },
     };
   } catch (err) {
