@@ -6,7 +6,7 @@
  * 2. One `certkeeper renew` from a cold start (built CLI, new process) to files on disk.
  * 3. Where Debian's certbot and lego are installed: the same number of certificates with each, one after
  *    another, against the same Pebble, and the ratios.
- * Further sections (daemon, DNS-01) run when their modules are present.
+ * Further sections (daemon, DNS-01, cluster) run when their modules are present.
  * Everything talks to 127.0.0.1 only. Goals (2-core machine): 50 certificates < 5 s; cold renew < 1.5 s.
  */
 import { spawnSync } from 'node:child_process';
@@ -165,13 +165,13 @@ async function main(): Promise<void> {
       }
     }
 
-    for (const extra of ['dns01', 'daemon'] as const) {
+    for (const extra of ['dns01', 'daemon', 'cluster'] as const) {
       if (args.only && args.only !== extra) continue;
       const file = join(import.meta.dirname, `${extra}.ts`);
       if (!existsSync(file)) continue;
       out(`\n## ${extra}`);
       const mod = (await import(file)) as Record<string, (o: unknown) => Promise<unknown>>;
-      const fn = mod[extra === 'dns01' ? 'benchDns01' : 'benchDaemon'];
+      const fn = mod[{ dns01: 'benchDns01', daemon: 'benchDaemon', cluster: 'benchCluster' }[extra]];
       if (!fn) continue;
       const res = await fn({ pebble, count: 20, work: join(work, extra) });
       out(JSON.stringify(res, null, 2));

@@ -30,6 +30,7 @@ const TOKEN_RE = /^[A-Za-z0-9_-]{16,256}$/;
 export class ClusterSync {
   private listener: pg.Client | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private chain: Promise<unknown> = Promise.resolve();
@@ -57,12 +58,21 @@ export class ClusterSync {
       void this.enqueue(() => this.fullSync());
     }, this.opts.intervalMs);
     this.timer.unref();
+    // The heartbeat runs beside the queue: a node busy deploying is alive (the HTTP-01 confirmations count on it).
+    this.heartbeatTimer = setInterval(
+      () => {
+        void this.heartbeat().catch(() => {});
+      },
+      Math.max(500, Math.floor(this.opts.intervalMs / 2)),
+    );
+    this.heartbeatTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe();
     clearInterval(this.timer);
+    clearInterval(this.heartbeatTimer);
     clearTimeout(this.reconnectTimer);
     const l = this.listener;
     this.listener = undefined;
@@ -164,8 +174,7 @@ export class ClusterSync {
     if (live && this.opts.onChange) await this.opts.onChange(name, live);
   }
 
-  /** Catch-up: heartbeat, every certificate newer in PostgreSQL, every open token. */
-  async fullSync(): Promise<string[]> {
+  private async heartbeat(): Promise<void> {
     const s = this.opts.store;
     await s.q(
       `INSERT INTO nodes (node, host, pid, started_at) VALUES ($1, $2, $3, $4)
@@ -174,6 +183,12 @@ export class ClusterSync {
       [s.node, hostname(), process.pid, this.startedAt],
       'node heartbeat',
     );
+  }
+
+  /** Catch-up: heartbeat, every certificate newer in PostgreSQL, every open token. */
+  async fullSync(): Promise<string[]> {
+    const s = this.opts.store;
+    await this.heartbeat();
     const changed = await s.syncAll();
     const open = await s.q<{ token: string }>(
       `SELECT t.token FROM challenge_tokens t WHERE t.expires_at > now()
@@ -196,16 +211,26 @@ export class ClusterSync {
       );
       for (const row of r.rows) {
         if (!TOKEN_RE.test(row.token) || !/^[A-Za-z0-9_.-]{1,512}$/.test(row.key_authorization)) continue;
-        for (const root of roots) {
-          const dir = join(root, '.well-known', 'acme-challenge');
-          await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-          await fs.writeFile(join(dir, row.token), row.key_authorization, { mode: 0o644 });
+        try {
+          for (const root of roots) {
+            const dir = join(root, '.well-known', 'acme-challenge');
+            await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+            await fs.writeFile(join(dir, row.token), row.key_authorization, { mode: 0o644 });
+          }
+          // The token may be gone already (its order finished): then there is nothing to confirm.
+          await s.q(
+            `INSERT INTO challenge_confirmations (token, node)
+             SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM challenge_tokens WHERE token = $1)
+             ON CONFLICT DO NOTHING`,
+            [row.token, s.node],
+            'confirm token',
+          );
+        } catch (err) {
+          this.log.warn(
+            { event: 'cluster.token_failed', err: String(err) },
+            'cannot write an HTTP-01 token here',
+          );
         }
-        await s.q(
-          'INSERT INTO challenge_confirmations (token, node) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-          [row.token, s.node],
-          'confirm token',
-        );
       }
     } catch (err) {
       this.log.warn({ event: 'cluster.token_failed', err: String(err) }, 'cannot write HTTP-01 tokens here');
