@@ -283,7 +283,7 @@ export class PgStore implements Store {
       // placeholder) say what is live here, with whatever PostgreSQL recorded (attempts, backoff) on top.
       const local = row?.has_head ? undefined : await this.local.readState(name);
       if (!row?.state && !row?.ari && !row?.arns) return local;
-      const st: CertState = { ...(local ?? {}), ...(row.state ?? { name }), name };
+      const st: CertState = { ...localFacts(local), ...(row.state ?? { name }), name };
       if (row.ari) st.ari = row.ari;
       if (row.arns) st.deploy = { ...(st.deploy ?? {}), ...row.arns };
       return st;
@@ -542,6 +542,22 @@ export class PgStore implements Store {
     }
     return r.rows.map((x) => x.name);
   }
+}
+
+/** What a node's own state says about its own files (attempts and backoff come from PostgreSQL only). */
+function localFacts(local: CertState | undefined): Partial<CertState> {
+  if (!local) return {};
+  const keys = [
+    'domains',
+    'keyType',
+    'serial',
+    'notBefore',
+    'notAfter',
+    'version',
+    'issuedAt',
+    'placeholder',
+  ] as const;
+  return Object.fromEntries(keys.filter((k) => local[k] !== undefined).map((k) => [k, local[k]]));
 }
 
 function fenced(name: string, expected: number, found: number): CertkeeperError {

@@ -356,6 +356,56 @@ describe('PgStore', () => {
     expect((await new CertStore(out).current('exp'))?.serial).toBe(s.serial);
   });
 
+  it('certkeeper export writes the database as a certbot folder, and refuses a non-empty one', async () => {
+    const a = await node('cli-a');
+    const l = (await a.locker.tryLock('clix'))!;
+    const s = await a.store.save('clix', await bundle(['clix.example.com']));
+    await l.release();
+    const cfg = join(work, 'cli.json');
+    await fs.writeFile(
+      cfg,
+      JSON.stringify({
+        acme: { directoryUrl: 'https://127.0.0.1:1/dir' },
+        storage: { path: join(work, 'cli-storage') },
+        cluster: { postgres: { url: pgh.url }, node: 'cli', keyEnv: 'CK_TEST_KEY' },
+      }),
+    );
+    const out = join(work, 'cli-export');
+    const run = (dir: string) =>
+      new Promise<{ code: number | null; text: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts'),
+            '--config',
+            cfg,
+            'export',
+            dir,
+          ],
+          { env: { PATH: process.env.PATH, CK_TEST_KEY: KEY_HEX }, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let text = '';
+        child.stdout.on('data', (d) => {
+          text += String(d);
+        });
+        child.stderr.on('data', (d) => {
+          text += String(d);
+        });
+        child.once('exit', (code) => resolve({ code, text }));
+      });
+    const first = await run(out);
+    expect(first.text).toContain('clix');
+    expect(first.code).toBe(0);
+    const { CertStore } = await import('../../src/store/store.js');
+    expect((await new CertStore(out).current('clix'))?.serial).toBe(s.serial);
+    expect((await fs.stat(join(out, 'archive', 'clix', 'privkey1.pem'))).mode & 0o777).toBe(0o600);
+    const again = await run(out);
+    expect(again.code).toBe(2);
+    expect(again.text).toContain('is not empty');
+  });
+
   it('PostgreSQL down: local files keep being served, writes fail as store errors, nothing local deleted', async () => {
     const a = await node('down-a');
     const b = await node('down-b');
