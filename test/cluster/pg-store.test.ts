@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterZoneLock } from '../../src/cluster/challenges.js';
 import { newPool } from '../../src/cluster/db.js';
 import { loadClusterKey, parseClusterKey } from '../../src/cluster/key.js';
 import type { PgLocker } from '../../src/cluster/locker.js';
@@ -196,6 +197,26 @@ describe('PgLocker', () => {
     await h.exited;
     const got = await waitForLock(b.locker, 'killed', 100, 100);
     await got.release();
+  });
+
+  it('Route53 zone lock: read-modify-write of one zone never overlaps across nodes', async () => {
+    const a = await node('zone-a');
+    const b = await node('zone-b');
+    let active = 0;
+    let maxActive = 0;
+    const work = async (ms = 30) => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      await new Promise((r) => setTimeout(r, ms));
+      active--;
+    };
+    const la = clusterZoneLock(a.zoneLocker, 20_000);
+    const lb = clusterZoneLock(b.zoneLocker, 20_000);
+    await Promise.all([1, 2, 3].flatMap(() => [la('Z1', () => work()), lb('Z1', () => work())]));
+    expect(maxActive).toBe(1);
+    // different zones do not wait for each other
+    await Promise.all([la('Z2', () => work(1000)), lb('Z3', () => work(1000))]);
+    expect(maxActive).toBe(2);
   });
 
   it('lost aborts when the lock session is ended by the server', async () => {
