@@ -96,6 +96,18 @@ export async function renew(config: Config, opts: RenewOptions = {}): Promise<Re
   const jobId = opts.jobId ?? randomUUID();
   const startedAt = now().toISOString();
   const emit = (e: Omit<CertEvent, 'jobId' | 'at'>) => opts.onEvent?.({ ...e, jobId, at: now() });
+  if (config.cluster) {
+    // Until the pipeline takes the PostgreSQL store (src/cluster/wiring.ts), ordering per host would defeat the
+    // cluster: refuse instead of ordering one certificate per node.
+    throw new CertkeeperError(
+      'config',
+      'cluster: renewals through PostgreSQL are not wired into renew/run in this build',
+      {
+        field: 'cluster',
+        hint: 'remove cluster: to renew on this host alone; certkeeper export works with it',
+      },
+    );
+  }
   const store = new CertStore(config.storage.path);
 
   const unknown = (opts.names ?? []).filter((n) => !config.certificates.some((c) => c.name === n));

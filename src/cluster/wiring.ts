@@ -1,0 +1,50 @@
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { ClusterChallenges, clusterZoneLock } from './challenges.js';
+import { ClusterNode } from './node.js';
+import { type ClusterHandle, openCluster } from './open.js';
+
+export interface ClusterWiring {
+  handle: ClusterHandle;
+  /** Inject as the pipeline's store (renew({ store })). */
+  store: ClusterHandle['store'];
+  /** The daemon starts this: local materialisation, this node's deploys, HTTP-01 tokens of every node. */
+  node: ClusterNode;
+  /** Wrap every solver the pipeline creates: HTTP-01 tokens to every node, confirmed before the CA is asked. */
+  challenges: ClusterChallenges;
+  /** Pass as SolverDeps.zoneLock: Route53 TXT read-modify-write, one node at a time per zone. */
+  zoneLock: ReturnType<typeof clusterZoneLock>;
+  /** For /readyz and metrics: false while PostgreSQL is unreachable (local files keep being served). */
+  databaseUp(): boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * What the CLI and the daemon need when `cluster:` is configured. `env` is the wiring's (the key may come from an
+ * environment variable); stages never read it themselves.
+ */
+export async function wireCluster(
+  config: Config,
+  { env, logger }: { env: Record<string, string | undefined>; logger?: Logger },
+): Promise<ClusterWiring | undefined> {
+  if (!config.cluster) return undefined;
+  const handle = await openCluster(config.cluster, config.storage.path, { env, logger });
+  const intervalMs = config.cluster.syncIntervalSeconds * 1000;
+  const node = new ClusterNode(handle, {
+    certificates: config.certificates,
+    syncIntervalMs: intervalMs,
+    logger,
+  });
+  return {
+    handle,
+    store: handle.store,
+    node,
+    challenges: new ClusterChallenges(handle.store, { liveWithinMs: intervalMs * 3 }),
+    zoneLock: clusterZoneLock(handle.zoneLocker),
+    databaseUp: () => handle.store.databaseUp,
+    async close() {
+      await node.stop();
+      await handle.close();
+    },
+  };
+}
