@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import type { ChallengeInput, ChallengeSolver, SolverContext } from '../challenges/types.js';
 import { CertkeeperError } from '../errors.js';
 import type { PgLocker } from './locker.js';
@@ -9,6 +10,8 @@ export interface ClusterChallengeOptions {
   /** A node seen (heartbeat) within this long counts as live and must confirm (default 3 sync intervals). */
   liveWithinMs: number;
   pollMs?: number;
+  /** cluster.selfCheckAddresses: host:port of every node's HTTP-01 listener, each asked for every token. */
+  selfCheckAddresses?: string[];
 }
 
 /**
@@ -66,6 +69,35 @@ export class ClusterChallenges {
     }
   }
 
+  /** Each listed node answers each token with its key authorization (the CA may reach any of them). */
+  async checkAddresses(chs: ChallengeInput[]): Promise<void> {
+    for (const address of this.opts.selfCheckAddresses ?? []) {
+      for (const ch of chs) {
+        let got: { status: number; body: string } | undefined;
+        let lastErr = '';
+        for (let attempt = 0; attempt < 3 && got?.body !== ch.keyAuthorization; attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, 300 * attempt));
+          got = await fetchToken(address, ch).catch((err: Error) => {
+            lastErr = err.message;
+            return undefined;
+          });
+        }
+        if (got?.body !== ch.keyAuthorization) {
+          throw new CertkeeperError(
+            'self-check',
+            `self-check through ${address} failed before asking the CA: ${got ? `HTTP ${got.status}, not the key authorization` : lastErr}`,
+            {
+              cert: ch.certName,
+              domain: ch.domain,
+              code: 'CK_ERR_SELF_CHECK',
+              hint: `the node at ${address} must serve /.well-known/acme-challenge/ from the webroot its certkeeper writes (cluster.selfCheckAddresses)`,
+            },
+          );
+        }
+      }
+    }
+  }
+
   async remove(ch: ChallengeInput): Promise<void> {
     await this.store.q(
       'DELETE FROM challenge_tokens WHERE token = $1',
@@ -96,6 +128,7 @@ export class ClusterChallenges {
       },
       check: async (chs: ChallengeInput[], ctx: SolverContext) => {
         await this.waitConfirmed(chs, ctx.signal);
+        await this.checkAddresses(chs);
         await inner.check?.(chs, ctx);
       },
     };
@@ -112,4 +145,31 @@ export function clusterZoneLock(zoneLocker: PgLocker, waitMs = 120_000) {
       await lock.release();
     }
   };
+}
+
+function fetchToken(address: string, ch: ChallengeInput): Promise<{ status: number; body: string }> {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(address);
+  if (!m) return Promise.reject(new Error(`"${address}" is not host:port`));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: m[1]!.replace(/^\[|\]$/g, ''),
+        port: Number(m[2]),
+        path: `/.well-known/acme-challenge/${ch.token}`,
+        headers: { host: ch.domain },
+        timeout: 5000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (body.length < 4096) body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${address} within 5 s`)));
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -39,7 +39,10 @@ export async function wireCluster(
     handle,
     store: handle.store,
     node,
-    challenges: new ClusterChallenges(handle.store, { liveWithinMs: intervalMs * 3 }),
+    challenges: new ClusterChallenges(handle.store, {
+      liveWithinMs: intervalMs * 3,
+      selfCheckAddresses: config.cluster.selfCheckAddresses,
+    }),
     zoneLock: clusterZoneLock(handle.zoneLocker),
     databaseUp: () => handle.store.databaseUp,
     async close() {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -148,5 +149,50 @@ describe('ClusterSync', () => {
       code: 'CK_ERR_CLUSTER_TOKEN',
       message: expect.stringMatching(/\bnode q before/),
     });
+  });
+
+  it('selfCheckAddresses: every listed listener must answer the token, or the CA is not asked', async () => {
+    const x = await node('sc');
+    const ch: ChallengeInput = {
+      certName: 'sc',
+      domain: 'sc.example.com',
+      wildcard: false,
+      type: 'http-01',
+      token: randomBytes(24).toString('base64url'),
+      keyAuthorization: `${randomBytes(24).toString('base64url')}.k`,
+      dnsRecordName: '',
+      dnsValue: '',
+    };
+    const seenHosts: string[] = [];
+    const good = createServer((req, res) => {
+      seenHosts.push(String(req.headers.host));
+      res.end(req.url?.endsWith(ch.token) ? ch.keyAuthorization : 'no');
+    });
+    const bad = createServer((_req, res) => {
+      res.statusCode = 404;
+      res.end('not here');
+    });
+    await new Promise<void>((r) => good.listen(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => bad.listen(0, '127.0.0.1', () => r()));
+    const port = (srv: typeof good) => (srv.address() as { port: number }).port;
+    try {
+      const ok = new ClusterChallenges(x.h.store, {
+        liveWithinMs: 60_000,
+        selfCheckAddresses: [`127.0.0.1:${port(good)}`],
+      });
+      await ok.checkAddresses([ch]);
+      expect(seenHosts[0]).toBe('sc.example.com');
+      const ko = new ClusterChallenges(x.h.store, {
+        liveWithinMs: 60_000,
+        selfCheckAddresses: [`127.0.0.1:${port(good)}`, `127.0.0.1:${port(bad)}`],
+      });
+      await expect(ko.checkAddresses([ch])).rejects.toMatchObject({
+        code: 'CK_ERR_SELF_CHECK',
+        message: expect.stringContaining(`127.0.0.1:${port(bad)}`),
+      });
+    } finally {
+      good.close();
+      bad.close();
+    }
   });
 });
