@@ -113,8 +113,6 @@ export async function startRig(opts: {
           keyEnv: 'CK_CLUSTER_KEY',
           syncIntervalSeconds: 2,
           lockLeaseSeconds: 6,
-          // every node's HTTP-01 listener: each one must answer each token before the CA is asked
-          selfCheckAddresses: nodes.map((x) => `127.0.0.1:${x.nginx.httpPort}`),
         },
         certificates: names.map((c) => ({
           name: c,
