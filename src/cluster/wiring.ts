@@ -1,4 +1,6 @@
-import type { Config } from '../config/schema.js';
+import { createSolver } from '../challenges/index.js';
+import type { ChallengeSolver, SolverDeps } from '../challenges/types.js';
+import type { ChallengeConfig, Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { ClusterChallenges, clusterZoneLock } from './challenges.js';
 import { ClusterNode } from './node.js';
@@ -14,6 +16,8 @@ export interface ClusterWiring {
   challenges: ClusterChallenges;
   /** Pass as SolverDeps.zoneLock: Route53 TXT read-modify-write, one node at a time per zone. */
   zoneLock: ReturnType<typeof clusterZoneLock>;
+  /** The solver factory for the pipeline's issuer: both of the above applied to every configured challenge. */
+  solvers(config: ChallengeConfig, deps: SolverDeps): Promise<ChallengeSolver>;
   /** For /readyz and metrics: false while PostgreSQL is unreachable (local files keep being served). */
   databaseUp(): boolean;
   close(): Promise<void>;
@@ -35,15 +39,18 @@ export async function wireCluster(
     syncIntervalMs: intervalMs,
     logger,
   });
+  const challenges = new ClusterChallenges(handle.store, {
+    liveWithinMs: intervalMs * 3,
+    selfCheckAddresses: config.cluster.selfCheckAddresses,
+  });
+  const zoneLock = clusterZoneLock(handle.zoneLocker);
   return {
     handle,
     store: handle.store,
     node,
-    challenges: new ClusterChallenges(handle.store, {
-      liveWithinMs: intervalMs * 3,
-      selfCheckAddresses: config.cluster.selfCheckAddresses,
-    }),
-    zoneLock: clusterZoneLock(handle.zoneLocker),
+    challenges,
+    zoneLock,
+    solvers: async (c, deps) => challenges.wrap(await createSolver(c, { ...deps, zoneLock })),
     databaseUp: () => handle.store.databaseUp,
     async close() {
       await node.stop();
