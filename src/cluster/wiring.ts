@@ -6,6 +6,17 @@ import { ClusterChallenges, clusterZoneLock } from './challenges.js';
 import { ClusterNode } from './node.js';
 import { type ClusterHandle, openCluster } from './open.js';
 
+/** The part of the pipeline's CertEvent this needs. */
+export interface PipelineEvent {
+  type: string;
+  cert: string;
+  result?: {
+    serial?: string;
+    version?: number;
+    deploy?: { deployer: string; ok: boolean; detail: string }[];
+  };
+}
+
 export interface ClusterWiring {
   handle: ClusterHandle;
   /** Inject as the pipeline's store (renew({ store })). */
@@ -18,6 +29,11 @@ export interface ClusterWiring {
   zoneLock: ReturnType<typeof clusterZoneLock>;
   /** The solver factory for the pipeline's issuer: both of the above applied to every configured challenge. */
   solvers(config: ChallengeConfig, deps: SolverDeps): Promise<ChallengeSolver>;
+  /**
+   * Pass the pipeline's events here (onEvent): the ordering node's own deploy results go to node_deploys, beside
+   * the other nodes' (GET /v1/certificates can show every node's deployed serial from store.nodeDeploys()).
+   */
+  onEvent(e: PipelineEvent): void;
   /** For /readyz and metrics: false while PostgreSQL is unreachable (local files keep being served). */
   databaseUp(): boolean;
   close(): Promise<void>;
@@ -51,6 +67,18 @@ export async function wireCluster(
     challenges,
     zoneLock,
     solvers: async (c, deps) => challenges.wrap(await createSolver(c, { ...deps, zoneLock })),
+    onEvent(e) {
+      if ((e.type !== 'deployed' && e.type !== 'deploy_failed') || !e.result?.serial) return;
+      const d = e.result.deploy ?? [];
+      void handle.store
+        .recordDeploy(e.cert, {
+          version: e.result.version ?? 0,
+          serial: e.result.serial,
+          ok: e.type === 'deployed',
+          detail: d.map((x) => `${x.deployer}: ${x.detail}`).join('; '),
+        })
+        .catch(() => {});
+    },
     databaseUp: () => handle.store.databaseUp,
     async close() {
       await node.stop();

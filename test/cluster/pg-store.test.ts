@@ -144,6 +144,19 @@ describe('cluster config and key', () => {
   });
 });
 
+describe('renew with cluster: until the pipeline takes the PostgreSQL store', () => {
+  it('refuses instead of ordering one certificate per host', async () => {
+    const { renew } = await import('../../src/renew.js');
+    const { parseConfig } = await import('../../src/config/load.js');
+    const config = parseConfig({
+      acme: { directoryUrl: 'https://127.0.0.1:1/dir' },
+      storage: { path: join(work, 'guard') },
+      cluster: { postgres: { url: pgh.url }, keyEnv: 'K' },
+    });
+    await expect(renew(config)).rejects.toMatchObject({ kind: 'config', field: 'cluster' });
+  });
+});
+
 describe('migrations', () => {
   it('run exactly once when every node starts at the same moment', async () => {
     const db = `mig_${randomBytes(4).toString('hex')}`;
