@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { IssuedCertificate } from '../core/certificate.js';
 import type { KeyType } from '../core/keys.js';
-import { certInfo, splitPemChain } from '../crypto/pem.js';
+import { certInfo, certSummary, splitPemChain } from '../crypto/pem.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { exists, readIfExists, storageError, symlinkAtomic, writeFileAtomic } from './fsutil.js';
@@ -100,7 +100,7 @@ export class CertStore implements Store {
     if (!fullchain || !privkey) return undefined;
     const leaf = cert ?? splitPemChain(fullchain)[0];
     if (!leaf) return undefined;
-    const info = certInfo(leaf);
+    const info = certSummary(leaf);
     const st = state ?? (await this.readState(name));
     return {
       name,
