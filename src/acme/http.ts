@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import https from 'node:https';
-import tls from 'node:tls';
 import * as acme from 'acme-client';
+import { secureContextFor } from '../crypto/tls-context.js';
 import { type AcmeRequestEvent, acmeEvents } from './events.js';
 
 /** An RFC 8555/7807 problem document as the CA sent it. */
@@ -114,7 +114,7 @@ export function configureAcmeHttp({
       agent: new https.Agent({
         keepAlive: true,
         maxSockets: 64,
-        ...(caBundlePem ? { ca: [...tls.rootCertificates, caBundlePem] } : {}),
+        ...(caBundlePem ? { secureContext: secureContextFor(caBundlePem) } : {}),
       }),
     });
   }
@@ -122,7 +122,7 @@ export function configureAcmeHttp({
   ax.defaults.httpsAgent = new https.Agent({
     keepAlive: true,
     maxSockets: 64,
-    ...(bundles.size ? { ca: [...tls.rootCertificates, ...bundles] } : {}),
+    ...(bundles.size ? { secureContext: secureContextFor([...bundles].join('\n')) } : {}),
   });
   ax.defaults.timeout = timeoutMs;
   const settings = (

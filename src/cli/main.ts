@@ -6,12 +6,12 @@ import type { Config } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CertResult } from '../renew.js';
+import { VERSION } from '../version.js';
 import { acmCommand } from './acm.js';
 import { makeLogger } from './logger.js';
 import { runCommand } from './run.js';
 import { collectStatus, formatStatusTable } from './status.js';
 
-const VERSION = '0.1.0';
 // Command implementations are imported inside their actions: `certkeeper run` must not carry the ACME client
 // in memory while idle, and `--help` or `status` should start fast.
 

@@ -6,6 +6,7 @@ import { KEY_TYPES } from '../core/keys.js';
 import { acmAuditSchema, acmDeploySchema, cloudfrontKeyTypeIssue } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
+import { watchListSchema } from '../watch/schema.js';
 import { isSafeFileName, isValidDnsName } from './dns-name.js';
 
 export { KEY_TYPES, type KeyType } from '../core/keys.js';
@@ -140,10 +141,22 @@ export const configSchema = z.strictObject({
         .default(16 * 1024),
       /** Per-certificate pause between forced renewals through the API (0 = none). */
       forceCooldownSeconds: z.number().min(0).default(300),
+      /**
+       * A second, read-only listener (GET /metrics, /healthz, /readyz and the status page; nothing that changes
+       * anything) that may bind any address without a token, e.g. 0.0.0.0:9108 for Prometheus in another container.
+       */
+      metricsListen: z
+        .string()
+        .regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:9108 or 127.0.0.1:9108')
+        .optional(),
+      /** Serve the status page (GET /) without a token to clients that are not on loopback. */
+      publicStatus: z.boolean().optional(),
     })
     .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024, forceCooldownSeconds: 300 }),
   notify: z.array(notifySchema).default([]),
   acmAudit: acmAuditSchema.optional(),
+  /** Served certificates to check on a schedule (any server, whoever issued the certificate). */
+  watch: watchListSchema,
   certificates: z.array(certificateSchema).default([]),
 });
 

@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { AlertDispatcher } from '../notify/index.js';
 import { alertsFor } from '../notify/rules.js';
 import { CertStore } from '../store/store.js';
+import { Watcher } from '../watch/watcher.js';
 import { AcmAuditor } from './acm-audit.js';
 import { buildApp } from './app.js';
 import { assertListenAllowed, parseListen } from './auth.js';
@@ -58,7 +59,15 @@ export class Daemon {
   readonly auditor?: AcmAuditor;
   /** The first audit (after the start-up renewal pass); tests await it. */
   firstAudit?: Promise<void>;
+  /** Watched endpoints (watch:) and what the nginx verify addresses serve. */
+  readonly watcher: Watcher;
+  /** The first probe of every watched endpoint; tests await it. */
+  firstWatch?: Promise<void>;
+  /** The last check of what nginx serves (after start, ticks and jobs); tests await it. */
+  servedCheck?: Promise<void>;
   app?: FastifyInstance;
+  /** The read-only listener's app (server.metricsListen). */
+  readOnlyApp?: FastifyInstance;
   private readonly logger: Logger;
   private readonly now: () => Date;
   private readonly random: () => number;
@@ -70,6 +79,7 @@ export class Daemon {
   private readonly busyWatch = new Map<string, NodeJS.Timeout>();
   /** When the store was last re-read and every certificate's ARI asked (ms). */
   private lastFullCheck?: number;
+  private appDeps?: Parameters<typeof buildApp>[0];
 
   /** Reloaded configurations replace it between jobs (reload.ts). */
   readonly reloader: ConfigReloader;
@@ -83,7 +93,11 @@ export class Daemon {
     this.random = opts.random ?? Math.random;
     this.store = new CertStore(config.storage.path, { logger: this.logger });
     this.cache = new StateCache(this.store, config);
-    this.metrics = new DaemonMetrics(this.cache, this.now, { processMetrics: opts.processMetrics });
+    this.metrics = new DaemonMetrics(this.cache, this.now, {
+      processMetrics: opts.processMetrics,
+      store: this.store,
+      renewBeforeFraction: config.renewal.renewBeforeFraction,
+    });
     this.alerts = new AlertDispatcher(config.notify, {
       logger: this.logger.child({ component: 'notify' }),
       now: this.now,
@@ -103,6 +117,15 @@ export class Daemon {
       });
       this.metrics.attachAudit(this.auditor);
     }
+    this.watcher = new Watcher({
+      config,
+      logger: this.logger,
+      alerts: this.alerts,
+      now: this.now,
+      timers: opts.timers,
+      liveSerial: (name) => this.cache.get(name)?.live?.serial,
+    });
+    this.metrics.attachWatch(this.watcher);
     this.queue = new JobQueue((job, signal) => this.runJob(job, signal), {
       allNames: () => this.config.certificates.map((c) => c.name),
       logger: this.logger,
@@ -138,8 +161,10 @@ export class Daemon {
     this.config = next;
     this.cache.setConfig(next);
     this.alerts.setTargets(next.notify);
+    this.watcher.setConfig(next);
     this.scheduler.reschedule(next.schedule);
     await this.cache.loadAll();
+    this.firstWatch = this.watcher.runDue();
     await this.tick('reload');
   }
 
@@ -152,7 +177,7 @@ export class Daemon {
       { event: 'daemon.loaded', certificates: this.cache.size, durationMs: Date.now() - t0 },
       `loaded state of ${this.cache.size} certificate(s)`,
     );
-    this.app = await buildApp({
+    const appDeps = {
       logger: this.logger,
       token: this.opts.token,
       bodyLimitBytes: this.config.server.bodyLimitBytes,
@@ -165,8 +190,13 @@ export class Daemon {
       shuttingDown: () => this.stopping,
       reload: () => this.reload('api'),
       auditor: this.auditor,
-    });
+      watcher: this.watcher,
+      publicStatus: () => this.config.server.publicStatus === true,
+    };
+    this.app = await buildApp(appDeps);
+    this.appDeps = appDeps;
     this.scheduler.start();
+    this.firstWatch = this.watcher.start();
     if (this.opts.checkAtStart !== false) await this.tick('startup');
     // The audit follows the start-up renewals (so ARNs imported by them count as managed), in the background.
     const auditor = this.auditor;
@@ -189,6 +219,26 @@ export class Daemon {
     this.logger.info(
       { event: 'api.listening', host: a.address, port: a.port },
       `API on ${a.address}:${a.port}`,
+    );
+    if (this.config.server.metricsListen) await this.listenReadOnly();
+    return { host: a.address, port: a.port };
+  }
+
+  /**
+   * The read-only listener (server.metricsListen or the given address): status page, /metrics, /healthz, /readyz.
+   * It changes nothing, so it may bind any address without a token.
+   */
+  async listenReadOnly(
+    listen = this.config.server.metricsListen ?? '127.0.0.1:0',
+  ): Promise<{ host: string; port: number }> {
+    if (!this.appDeps) throw new Error('start() the daemon before listenReadOnly()');
+    const addr = parseListen(listen, 'server.metricsListen');
+    this.readOnlyApp ??= await buildApp({ ...this.appDeps, readOnly: true });
+    await this.readOnlyApp.listen({ host: addr.host, port: addr.port });
+    const a = this.readOnlyApp.server.address() as AddressInfo;
+    this.logger.info(
+      { event: 'api.read_only_listening', host: a.address, port: a.port },
+      `read-only listener (status page, metrics, health) on ${a.address}:${a.port}`,
     );
     return { host: a.address, port: a.port };
   }
@@ -266,6 +316,7 @@ export class Daemon {
     await this.remind(now);
     const names = [...due, ...ari];
     if (names.length && !this.stopping) this.queue.submit({ names, respectBackoff: true, source });
+    this.servedCheck = this.watcher.checkServed();
     this.armWake(next);
   }
 
@@ -342,6 +393,7 @@ export class Daemon {
     // when that process lets go.
     for (const r of job.results ?? []) if (r.status === 'busy') this.watchBusy(r.name);
     this.armWake(this.cache.dueCheck(this.now()).next);
+    this.servedCheck = this.watcher.checkServed(job.names);
   }
 
   /** Polls a certificate another process holds until its lock frees (or its holder dies), then checks it again. */
@@ -389,8 +441,11 @@ export class Daemon {
     await this.ticking?.catch(() => {});
     const clean = await this.queue.close(graceMs);
     await this.auditor?.stop(Math.min(graceMs, 5000));
+    await this.watcher.stop();
+    await this.servedCheck;
     await this.alerts.close(Math.min(graceMs, 5000));
     await this.app?.close();
+    await this.readOnlyApp?.close();
     this.metrics.close();
     // Route53 clients are shared process-wide by the DNS-01 solver; only a daemon that ran the pipeline has any
     // (an idle daemon does not load the AWS SDK, so this import stays behind that check).

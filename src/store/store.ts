@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import type { IssuedCertificate } from '../core/certificate.js';
 import type { KeyType } from '../core/keys.js';
 import { isForeignPlaceholder } from '../core/placeholder.js';
-import { certInfo, splitPemChain } from '../crypto/pem.js';
+import { certInfo, certSummary, splitPemChain } from '../crypto/pem.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { exists, readIfExists, storageError, symlinkAtomic, writeFileAtomic } from './fsutil.js';
@@ -104,7 +104,7 @@ export class CertStore implements Store {
     if (!fullchain || !privkey) return undefined;
     const leaf = cert ?? splitPemChain(fullchain)[0];
     if (!leaf) return undefined;
-    const info = certInfo(leaf);
+    const info = certSummary(leaf);
     const st = state ?? (await this.readState(name));
     return {
       name,
