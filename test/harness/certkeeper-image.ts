@@ -33,6 +33,9 @@ export async function buildCertkeeperImage(
     for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
       await fs.copyFile(join(REPO, f), join(ctx, f));
     }
+    // The Dockerfile copies the bundle script too (its build stage runs it when not prebuilt).
+    await fs.mkdir(join(ctx, 'scripts'));
+    await fs.copyFile(join(REPO, 'scripts/build.mjs'), join(ctx, 'scripts/build.mjs'));
     await fs.mkdir(join(ctx, 'docker'));
     await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
     await fs.cp(join(REPO, 'docker/monitoring'), join(ctx, 'docker/monitoring'), { recursive: true });
