@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { REVOCATION_REASONS, type RevocationReason } from '../acme/revocation-reasons.js';
+import { exportCommand } from '../cluster/cli.js';
 import { configPath } from '../config/path.js';
 import type { Config } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
@@ -208,6 +209,7 @@ export function buildProgram(): Command {
 
   program.addCommand(runCommand());
   program.addCommand(acmCommand());
+  program.addCommand(exportCommand());
   return program;
 }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { execChallengeSchema } from '../challenges/exec/schema.js';
 import { route53ChallengeSchema } from '../challenges/route53/schema.js';
 import { webrootChallengeSchema } from '../challenges/webroot/schema.js';
+import { clusterSchema } from '../cluster/schema.js';
 import { KEY_TYPES } from '../core/keys.js';
 import { acmAuditSchema, acmDeploySchema, cloudfrontKeyTypeIssue } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
@@ -157,6 +158,8 @@ export const configSchema = z.strictObject({
   acmAudit: acmAuditSchema.optional(),
   /** Served certificates to check on a schedule (any server, whoever issued the certificate). */
   watch: watchListSchema,
+  /** Several hosts on one PostgreSQL; absent = single host, local files only. */
+  cluster: clusterSchema.optional(),
   certificates: z.array(certificateSchema).default([]),
 });
 

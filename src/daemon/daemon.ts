@@ -75,11 +75,11 @@ export class Daemon {
   private tickAgain?: JobSource;
   private stopping = false;
   private pipelineLoaded = false;
+  private appDeps?: Parameters<typeof buildApp>[0];
   /** Certificates another process holds the lock of: re-checked when it frees. */
   private readonly busyWatch = new Map<string, NodeJS.Timeout>();
   /** When the store was last re-read and every certificate's ARI asked (ms). */
   private lastFullCheck?: number;
-  private appDeps?: Parameters<typeof buildApp>[0];
 
   /** Reloaded configurations replace it between jobs (reload.ts). */
   readonly reloader: ConfigReloader;
@@ -314,9 +314,9 @@ export class Daemon {
       due.length ? `${due.length} certificate(s) due` : 'nothing due',
     );
     await this.remind(now);
+    this.servedCheck = this.watcher.checkServed();
     const names = [...due, ...ari];
     if (names.length && !this.stopping) this.queue.submit({ names, respectBackoff: true, source });
-    this.servedCheck = this.watcher.checkServed();
     this.armWake(next);
   }
 
