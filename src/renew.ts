@@ -290,6 +290,7 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
       logger,
       signal: opts.signal,
       preferredChain: cert.preferredChain,
+      profile: cert.profile,
       timeoutMs: config.acme.orderTimeoutSeconds * 1000,
     });
     logger.info(
@@ -324,6 +325,7 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
         durationMs: Date.now() - t0,
       },
       lastSuccess: at,
+      profile: cert.profile,
       failures: 0,
       nextAttemptAfter: undefined,
       revokedSerial: undefined,

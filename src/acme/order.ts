@@ -1,5 +1,6 @@
 import * as acme from 'acme-client';
-import type { ChallengeInput, ChallengeSolver, SolverContext } from '../challenges/types.js';
+import type { ChallengeInput, ChallengeSolver, SolverContext, WaitDeadline } from '../challenges/types.js';
+import { identifierOf, isIpAddress } from '../config/ip.js';
 import type { KeyType } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -7,6 +8,7 @@ import type { Account } from './account.js';
 import { callAcme as call, toAcmeError } from './errors.js';
 import { parseRetryAfter, withProblemCapture } from './http.js';
 import { createPrivateKey, dns01Value, jwkThumbprint } from './keys.js';
+import { assertProfileOffered } from './profiles.js';
 
 export interface OrderRequest {
   certName: string;
@@ -18,6 +20,8 @@ export interface OrderRequest {
   /** ARI: the certID of the certificate this order replaces (RFC 9773 §5). */
   replaces?: string;
   preferredChain?: string;
+  /** ACME profile (newOrder `profile`); checked against the directory's meta.profiles before the order. */
+  profile?: string;
   /** Upper bound for the whole order. */
   timeoutMs?: number;
 }
@@ -62,7 +66,7 @@ async function poll<T extends { status: string }>(
   client: acme.Client,
   url: string,
   pending: string[],
-  deadline: number,
+  deadline: WaitDeadline,
   what: string,
   ctx: { cert: string; domain?: string },
   signal?: AbortSignal,
@@ -74,10 +78,10 @@ async function poll<T extends { status: string }>(
     if (!pending.includes(resp.data.status)) return resp.data;
     const retryAfter = parseRetryAfter(resp.headers['retry-after']) ?? 0;
     const wait = Math.max(delay, retryAfter);
-    if (Date.now() + wait > deadline) {
+    if (Date.now() + wait > deadline.at) {
       throw new CertkeeperError(
         'acme',
-        `the ${what} was still "${resp.data.status}" when the order timed out`,
+        `the ${what} was still "${resp.data.status}" at the order's deadline: ${deadline.reason}`,
         {
           ...ctx,
           hint: 'the CA is slow or stuck; retry later, or raise acme.orderTimeoutSeconds',
@@ -87,6 +91,59 @@ async function poll<T extends { status: string }>(
     await sleep(wait, signal);
     delay = Math.min(delay * 2, 1000);
   }
+}
+
+/**
+ * The newOrder payload (RFC 8555 §7.4): identifiers typed "dns" or "ip" (RFC 8738), `replaces` (RFC 9773) and
+ * `profile` (draft-aaron-acme-profiles; acme-client 5 has no field for it, the payload is passed through as is).
+ */
+export function newOrderPayload(req: Pick<OrderRequest, 'domains' | 'replaces' | 'profile'>): {
+  identifiers: { type: string; value: string }[];
+  replaces?: string;
+  profile?: string;
+} {
+  return {
+    identifiers: req.domains.map(identifierOf),
+    ...(req.replaces ? { replaces: req.replaces } : {}),
+    ...(req.profile ? { profile: req.profile } : {}),
+  };
+}
+
+/** The CA's current directory (acme-client caches it) must offer `profile`; else a config error listing what it does. */
+async function checkProfile(account: Account, profile: string, cert: string): Promise<void> {
+  const http = (account.client as unknown as { api: { http: { getDirectory(): Promise<unknown> } } }).api
+    .http;
+  const directory = await call('reading the ACME directory', { cert }, () => http.getDirectory());
+  assertProfileOffered(directory, profile, { directoryUrl: account.directoryUrl, field: 'profile', cert });
+}
+
+/**
+ * The order cannot outlive its authorizations: the earliest `expires` of those still to validate bounds every wait
+ * (an hour with the tlsserver and shortlived profiles; days with classic, where the order timeout is nearer).
+ */
+export function authorizationDeadline(
+  authzs: Pick<acme.Authorization, 'status' | 'expires'>[],
+  deadline: WaitDeadline,
+): WaitDeadline {
+  let earliest: number | undefined;
+  for (const a of authzs) {
+    if (a.status === 'valid' || !a.expires) continue;
+    const at = Date.parse(a.expires);
+    if (Number.isFinite(at) && (earliest === undefined || at < earliest)) earliest = at;
+  }
+  if (earliest === undefined || earliest >= deadline.at) return deadline;
+  return { at: earliest, reason: `the CA's authorization expires at ${new Date(earliest).toISOString()}` };
+}
+
+/**
+ * CSR names: every identifier as a SAN (acme-client writes IP literals as iPAddress SANs); the subject CN only
+ * for a DNS name of at most 64 characters (CAs drop IP addresses from the CN, and Let's Encrypt's short profiles
+ * omit the CN entirely).
+ */
+export function csrNames(domains: string[]): { altNames: string[]; commonName?: string } {
+  const altNames = domains.map((d) => identifierOf(d).value);
+  const cn = altNames.find((d) => !isIpAddress(d));
+  return { altNames, ...(cn && cn.length <= 64 ? { commonName: cn } : {}) };
 }
 
 /** Names "*.example.com" → identifier value "example.com" + wildcard flag, as the CA reports them. */
@@ -115,7 +172,12 @@ export async function orderCertificate(account: Account, req: OrderRequest): Pro
   const { certName: cert, logger, signal } = req;
   const timings: Record<string, number> = {};
   const t0 = Date.now();
-  const deadline = t0 + (req.timeoutMs ?? 300_000);
+  const timeoutMs = req.timeoutMs ?? 300_000;
+  const orderDeadline: WaitDeadline = {
+    at: t0 + timeoutMs,
+    reason: `the order timeout (acme.orderTimeoutSeconds: ${Math.round(timeoutMs / 1000)})`,
+  };
+  let deadline = orderDeadline;
   const mark = (step: string, since: number) => {
     timings[step] = Date.now() - since;
     logger.debug({ event: `order.${step}`, cert, durationMs: timings[step] }, step);
@@ -123,17 +185,18 @@ export async function orderCertificate(account: Account, req: OrderRequest): Pro
 
   const keyPromise = createPrivateKey(req.keyType);
   let t = Date.now();
+  if (req.profile) await checkProfile(account, req.profile, cert);
   const order = await call('creating the order', { cert }, () =>
-    client.createOrder({
-      identifiers: req.domains.map((d) => ({ type: 'dns', value: d })),
-      ...(req.replaces ? { replaces: req.replaces } : {}),
-    } as acme.Order & { identifiers: { type: string; value: string }[] }),
+    client.createOrder(
+      newOrderPayload(req) as acme.Order & { identifiers: { type: string; value: string }[] },
+    ),
   );
   mark('newOrder', t);
 
   t = Date.now();
   const authzs = await call('fetching authorizations', { cert }, () => client.getAuthorizations(order));
   mark('authorizations', t);
+  deadline = authorizationDeadline(authzs, deadline);
   const thumbprint = jwkThumbprint(account.accountKeyPem);
   const todo: {
     authz: acme.Authorization;
@@ -175,7 +238,7 @@ export async function orderCertificate(account: Account, req: OrderRequest): Pro
     });
   }
 
-  const solverCtx: SolverContext = { logger, signal };
+  const solverCtx: SolverContext = { logger, signal, deadline };
   const inputs = todo.map((x) => x.input);
   if (inputs.length > 0) {
     let presented = false;
@@ -246,13 +309,7 @@ export async function orderCertificate(account: Account, req: OrderRequest): Pro
 
   t = Date.now();
   const keyPem = await keyPromise;
-  const [, csr] = await acme.crypto.createCsr(
-    {
-      altNames: req.domains,
-      ...(req.domains[0] && req.domains[0].length <= 64 ? { commonName: req.domains[0] } : {}),
-    },
-    keyPem,
-  );
+  const [, csr] = await acme.crypto.createCsr(csrNames(req.domains), keyPem);
   mark('csr', t);
   t = Date.now();
   const finalized = await call('finalizing the order', { cert }, () => client.finalizeOrder(order, csr));
@@ -263,7 +320,7 @@ export async function orderCertificate(account: Account, req: OrderRequest): Pro
           client,
           order.url,
           ['pending', 'ready', 'processing'],
-          deadline,
+          orderDeadline,
           'order',
           { cert },
           signal,

@@ -6,6 +6,8 @@ import { acmAuditSchema, acmDeploySchema } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
 import { isSafeFileName, isValidDnsName } from './dns-name.js';
+import { canonicalIp, isIpAddress } from './ip.js';
+import { PROFILE_NAME } from './profiles.js';
 
 export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -15,10 +17,21 @@ export const DIRECTORY_ALIASES: Record<string, string> = {
   'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
 };
 
+/** A DNS name (optionally "*.") or an IPv4/IPv6 address (kept in its one canonical spelling). */
 const domainSchema = z
   .string()
-  .transform((s) => s.trim().toLowerCase())
-  .refine((s) => isValidDnsName(s), { error: (iss) => `"${String(iss.input)}" is not a valid DNS name` });
+  .transform((s) => {
+    const t = s.trim().toLowerCase();
+    return isIpAddress(t) ? canonicalIp(t) : t;
+  })
+  .refine((s) => isIpAddress(s) || isValidDnsName(s), {
+    error: (iss) => `"${String(iss.input)}" is not a valid DNS name or IP address`,
+  });
+
+/** An ACME profile name (the directory's meta.profiles keys), e.g. "tlsserver". */
+const profileSchema = z
+  .string()
+  .regex(PROFILE_NAME, 'expected a profile name such as "tlsserver", "shortlived" or "classic"');
 
 export const challengeSchema = z.discriminatedUnion('type', [
   webrootChallengeSchema,
@@ -40,8 +53,10 @@ export const certificateSchema = z.strictObject({
   deploy: z.array(deploySchema).default([]),
   /** Renew when less than this fraction of the lifetime is left (default 1/3, like certbot's 30 of 90 days). */
   renewBeforeFraction: z.number().gt(0).lt(1).optional(),
-  /** ACME profile or preferred chain (issuer CN) — optional CA features. */
+  /** Preferred chain (issuer CN) — an optional CA feature. */
   preferredChain: z.string().optional(),
+  /** ACME profile for this certificate; default acme.profile (filled in when the config is loaded). */
+  profile: profileSchema.optional(),
 });
 export type CertificateConfig = z.infer<typeof certificateSchema>;
 
@@ -68,6 +83,8 @@ export const configSchema = z.strictObject({
     eab: z.strictObject({ kid: z.string().min(1), hmacKey: z.string().min(1) }).optional(),
     /** Seconds; upper bound for one certificate's whole order. */
     orderTimeoutSeconds: z.number().positive().default(300),
+    /** ACME profile for every certificate that names none (checked against the directory's meta.profiles). */
+    profile: profileSchema.optional(),
   }),
   storage: z
     .strictObject({ path: z.string().min(1).default('/etc/letsencrypt') })

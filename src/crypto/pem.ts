@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { canonicalIp } from '../config/ip.js';
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -10,6 +11,7 @@ export interface CertInfo {
   serial: string;
   notBefore: Date;
   notAfter: Date;
+  /** DNS names (lower case) and IP addresses (canonical, see config/ip.ts). */
   subjectAltNames: string[];
   issuer: string;
   fingerprint256: string;
@@ -17,10 +19,12 @@ export interface CertInfo {
 
 export function certInfo(pem: string): CertInfo {
   const x = new X509Certificate(pem);
-  const sans = (x.subjectAltName ?? '')
-    .split(/,\s*/)
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
+  const sans = (x.subjectAltName ?? '').split(/,\s*/).flatMap((s) => {
+    if (s.startsWith('DNS:')) return [s.slice(4).toLowerCase()];
+    // node prints IPv6 SANs expanded ("0:0:0:0:0:0:0:1"): keep the one spelling config and state use ("::1").
+    if (s.startsWith('IP Address:')) return [canonicalIp(s.slice(11).toLowerCase())];
+    return [];
+  });
   return {
     serial: x.serialNumber.toUpperCase(),
     notBefore: new Date(x.validFrom),

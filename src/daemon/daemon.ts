@@ -206,6 +206,7 @@ export class Daemon {
     );
     this.checkExpiring(now);
     if (due.length && !this.stopping) this.queue.submit({ names: due, respectBackoff: true, source });
+    this.scheduler.checked(); // the next check within 12 h, whatever schedule.cron says
     this.armWake(next);
   }
 

@@ -26,6 +26,13 @@ export function defaultCron(random: () => number = Math.random): string {
 /** A timer longer than this is re-armed in steps (setTimeout overflows after 24.8 days; clocks drift). */
 const MAX_WAKE_MS = 6 * 3600_000;
 
+/**
+ * However rarely schedule.cron fires (weekly, or a hand-written "0 3 1 * *"), due times and ARI are checked at least
+ * this often: Let's Encrypt asks clients to check ARI at least twice a day, and a 6-day certificate cannot wait for a
+ * weekly tick.
+ */
+export const MAX_CHECK_INTERVAL_MS = 12 * 3600_000;
+
 export interface SchedulerOptions {
   cron?: string;
   timezone: string;
@@ -34,17 +41,20 @@ export interface SchedulerOptions {
   random?: () => number;
   timers?: Timers;
   now?: () => Date;
+  /** 'schedule': a cron tick, or the twice-a-day check standing in for one; 'wake': something became due. */
   onTick: (source: 'schedule' | 'wake') => void;
 }
 
 /**
- * The cron tick (with random jitter before each run) plus one "wake" timer for the earliest moment something
- * becomes due between ticks: a backoff expiring after a failure, an ARI moment, a renewal date.
+ * The cron tick (with random jitter before each run), one "wake" timer for the earliest moment something becomes
+ * due between ticks (a backoff expiring after a failure, an ARI moment, a renewal date) — fired at that moment, not
+ * a second later — and a check at most MAX_CHECK_INTERVAL_MS after the last one whatever the cron says.
  */
 export class Scheduler {
   readonly expression: string;
   private task?: { stop(): unknown; destroy(): unknown };
   private wake?: unknown;
+  private heartbeat?: unknown;
   private jitter = new Set<unknown>();
   private stopped = false;
   private readonly timers: Timers;
@@ -98,20 +108,63 @@ export class Scheduler {
     this.jitter.add(h);
   }
 
-  /** Arms the wake timer for `at` (replacing the previous one); undefined disarms it. */
+  private nowMs(): number {
+    return (this.opts.now ?? (() => new Date()))().getTime();
+  }
+
+  /**
+   * Arms the wake timer for `at` (replacing the previous one); undefined disarms it. The tick comes at `at`: a
+   * timer that fires early (long timers are stepped; the wall clock and the timer clock drift apart) is re-armed
+   * for what is left. A moment already past wakes after a second (never a busy loop).
+   */
   wakeAt(at: Date | undefined): void {
     if (this.wake !== undefined) this.timers.clearTimeout(this.wake);
     this.wake = undefined;
     if (!at || this.stopped) return;
-    const now = (this.opts.now ?? (() => new Date()))().getTime();
-    const delay = Math.max(1000, at.getTime() - now);
-    const capped = Math.min(delay, MAX_WAKE_MS);
-    this.wake = this.timers.setTimeout(() => {
-      this.wake = undefined;
-      if (this.stopped) return;
-      if (capped < delay) this.wakeAt(at);
-      else this.opts.onTick('wake');
-    }, capped);
+    const target = at.getTime();
+    const arm = (first: boolean) => {
+      const left = target - this.nowMs();
+      if (!first && left <= 0) {
+        this.wake = undefined;
+        this.opts.onTick('wake');
+        return;
+      }
+      this.wake = this.timers.setTimeout(
+        () => {
+          if (this.stopped) return;
+          if (left <= 0) {
+            this.wake = undefined;
+            this.opts.onTick('wake');
+          } else arm(false);
+        },
+        left > 0 ? Math.min(left, MAX_WAKE_MS) : 1000,
+      );
+    };
+    arm(true);
+  }
+
+  /**
+   * Tell the scheduler a check just ran (any source: cron, wake, start-up, API): the next check comes within
+   * MAX_CHECK_INTERVAL_MS, as a 'schedule' tick (store re-read, ARI asked), unless the cron or a wake comes first.
+   */
+  checked(): void {
+    if (this.heartbeat !== undefined) this.timers.clearTimeout(this.heartbeat);
+    this.heartbeat = undefined;
+    if (this.stopped) return;
+    const target = this.nowMs() + MAX_CHECK_INTERVAL_MS;
+    const arm = () => {
+      const left = target - this.nowMs();
+      this.heartbeat = this.timers.setTimeout(
+        () => {
+          this.heartbeat = undefined;
+          if (this.stopped) return;
+          if (target - this.nowMs() > 0) arm();
+          else this.opts.onTick('schedule');
+        },
+        Math.max(1, Math.min(left, MAX_WAKE_MS)),
+      );
+    };
+    arm();
   }
 
   stop(): void {
@@ -120,6 +173,8 @@ export class Scheduler {
     void this.task?.destroy();
     this.task = undefined;
     this.wakeAt(undefined);
+    if (this.heartbeat !== undefined) this.timers.clearTimeout(this.heartbeat);
+    this.heartbeat = undefined;
     for (const h of this.jitter) this.timers.clearTimeout(h);
     this.jitter.clear();
   }

@@ -12,7 +12,13 @@ import {
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { type TxtExpectation, waitForTxtRecords } from '../dns-propagation.js';
-import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
+import {
+  type ChallengeInput,
+  type ChallengeSolver,
+  clampWait,
+  type SolverContext,
+  type SolverDeps,
+} from '../types.js';
 import { awsCall, DEFAULT_RETRY, type RetryPolicy, toAwsError } from './aws-call.js';
 import { sharedRoute53Client } from './client.js';
 import { addChange, type CurrentSet, currentFrom, removeChange } from './records.js';
@@ -274,6 +280,7 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
     changeId: string,
     deadline: number,
     ctx: SolverContext,
+    cutBy?: string,
   ): Promise<void> {
     let pause = timing.pollMs;
     for (let calls = 1; ; calls++) {
@@ -298,11 +305,15 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
       if (left <= 0 || ctx.signal?.aborted) {
         throw new CertkeeperError(
           'challenge',
-          `Route53 change ${changeId} in zone ${zoneId} is still ${status ?? 'PENDING'} after ${config.propagationTimeoutSeconds}s`,
+          cutBy
+            ? `Route53 change ${changeId} in zone ${zoneId} is still ${status ?? 'PENDING'}: the INSYNC wait stopped at the order's deadline: ${cutBy}`
+            : `Route53 change ${changeId} in zone ${zoneId} is still ${status ?? 'PENDING'} after ${config.propagationTimeoutSeconds}s`,
           {
             cert,
             code: 'CK_ERR_DNS_PROPAGATION',
-            hint: 'Route53 normally syncs within a minute: check the AWS Health Dashboard, or raise challenge.propagationTimeoutSeconds',
+            hint: cutBy
+              ? "the CA's authorization runs out before Route53 synced: retry later (check the AWS Health Dashboard)"
+              : 'Route53 normally syncs within a minute: check the AWS Health Dashboard, or raise challenge.propagationTimeoutSeconds',
           },
         );
       }
@@ -312,11 +323,12 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
   }
 
   async function check(chs: ChallengeInput[], ctx: SolverContext): Promise<void> {
-    const deadline = Date.now() + config.propagationTimeoutSeconds * 1000;
+    const { until: deadline, cutBy } = clampWait(config.propagationTimeoutSeconds * 1000, ctx.deadline);
     for (const [cert, list] of groupCerts(chs)) {
       const changes = pending.get(cert);
       if (changes) {
-        for (const [zoneId, changeId] of changes) await waitInsync(cert, zoneId, changeId, deadline, ctx);
+        for (const [zoneId, changeId] of changes)
+          await waitInsync(cert, zoneId, changeId, deadline, ctx, cutBy);
         pending.delete(cert);
       }
       if (!config.checkAuthoritative) continue;
@@ -346,6 +358,7 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
           signal: ctx.signal,
           cert,
           resolveHost: deps.resolveHost,
+          cutBy,
         });
       }
     }

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { urlHost } from '../../config/ip.js';
 import { CertkeeperError } from '../../errors.js';
 import { lookupVia, makeResolver, probeUrl, resolveForProbe } from '../http-probe.js';
 import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
@@ -69,7 +70,8 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
   }
 
   async function checkOne(ch: ChallengeInput, ctx: SolverContext): Promise<void> {
-    const url = `http://${ch.domain}${port === 80 ? '' : `:${port}`}/${WELL_KNOWN.replace(/\\/g, '/')}/${ch.token}`;
+    // An IP identifier is checked against the address itself, as the CA does (RFC 8738 §7.1): no DNS involved.
+    const url = `http://${urlHost(ch.domain)}${port === 80 ? '' : `:${port}`}/${WELL_KNOWN.replace(/\\/g, '/')}/${ch.token}`;
     const fail = (what: string, hint: string, cause?: unknown) =>
       new CertkeeperError('self-check', `self-check failed before asking the CA: ${what}`, {
         cert: ch.certName,
