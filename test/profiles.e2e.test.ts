@@ -47,7 +47,7 @@ function config(
     { env: {} },
   );
 }
-const site = (over: Partial<ConfigInput['certificates'][number]> = {}) => ({
+const site = (over: Partial<NonNullable<ConfigInput['certificates']>[number]> = {}) => ({
   name: 'site',
   domains: ['profiles.certkeeper.test'],
   challenge: { type: 'http-01' as const, webroot },
