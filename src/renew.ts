@@ -370,7 +370,10 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
             durationMs: Date.now() - t0,
           },
           failures,
-          nextAttemptAfter: nextAttemptAfter(failures, nowD, error.retryAfter).toISOString(),
+          nextAttemptAfter: nextAttemptAfter(failures, nowD, {
+            retryAfter: error.retryAfter,
+            permanent: error.permanent,
+          }).toISOString(),
         })
         .catch((e: unknown) =>
           logger.error({ event: 'state.write_failed', err: String(e) }, 'could not record the failure'),

@@ -128,6 +128,7 @@ describe('certkeeper CLI', () => {
   it('status shows names, days left and the last result; --json parses', async () => {
     const r = await cli(['--config', configFile, 'status', '--json']);
     expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('PRIVATE KEY');
     const rows = JSON.parse(r.stdout) as {
       name: string;
       validity: string;
@@ -142,7 +143,10 @@ describe('certkeeper CLI', () => {
       lastAttempt: { result: 'failure' },
     });
     const table = await cli(['--config', configFile, 'status']);
-    expect(table.stdout).toMatch(/^NAME\s+DOMAINS\s+NOT AFTER\s+DAYS\s+STATE\s+LAST RESULT/);
+    expect(table.stdout).toMatch(/^NAME\s+DOMAINS\s+NOT AFTER\s+DAYS\s+STATE\s+RENEWS AT\s+LAST RESULT/);
+    expect(table.stdout).toMatch(
+      /^web\s+web\.cli\.certkeeper\.test\s+\S+ \S+\s+\d+\s+valid\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+success/m,
+    );
   });
 
   it('renew --dry-run orders but keeps nothing', async () => {

@@ -4,7 +4,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -138,6 +139,12 @@ describe('certkeeper run against Pebble', () => {
         lastAttempt: expect.objectContaining({ result: 'success' }),
       }),
     ]);
+    // No key material in anything the API answers (status rows, jobs, metrics).
+    for (const path of ['/v1/certificates', '/v1/jobs', `/v1/jobs/${jobId}`, '/metrics', '/readyz']) {
+      const body = (await simpleRequest(`${base}${path}`, { headers: auth })).body;
+      expect(body, path).not.toContain('PRIVATE KEY');
+      expect(body, path).not.toContain(second!.keyPem.split('\n')[1]!);
+    }
     const metrics = (await simpleRequest(`${base}/metrics`)).body;
     expect(metrics).toMatch(/^certkeeper_renewals_total\{name="site",result="success"\} 2$/m);
     expect(metrics).toMatch(/^certkeeper_acme_requests_total\{endpoint="newOrder",status="201"\} 2$/m);
@@ -147,6 +154,36 @@ describe('certkeeper run against Pebble', () => {
     const notReady = await simpleRequest(`${base}/readyz`);
     expect(notReady.status).toBe(503);
     expect(JSON.parse(notReady.body).problems[0]).toMatchObject({ name: 'site' });
+  });
+
+  it('sends a success alert to the configured webhook after issuing', async () => {
+    const got: Record<string, unknown>[] = [];
+    const receiver = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        got.push(JSON.parse(body) as Record<string, unknown>);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+      const { daemon } = await startDaemon(
+        configInput(join(work, 'success-alert'), ['told'], {
+          notify: [{ type: 'webhook', url, events: ['success', 'failure'] }],
+        }),
+      );
+      await daemon.queue.idle();
+      const serial = (await new CertStore(join(work, 'success-alert')).current('told'))?.serial;
+      expect(serial).toBeDefined();
+      expect(await pollUntil(async () => got.length > 0, { attempts: 100, intervalMs: 50 })).toBe(true);
+      expect(got).toEqual([expect.objectContaining({ event: 'success', certificate: 'told', serial })]);
+      expect(JSON.stringify(got)).not.toContain('PRIVATE KEY');
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((r) => receiver.close(r));
+    }
   });
 
   it('100 concurrent triggers cause exactly one order per due certificate', async () => {

@@ -243,7 +243,7 @@ describe('API authentication and validation', () => {
 });
 
 describe('scheduling, backoff and alerts (clock injected)', () => {
-  it('backs off after a failure: nothing before nextAttemptAfter, a retry after it, the delay doubling', async () => {
+  it('backs off after a failure: nothing before nextAttemptAfter, a retry after it, the delay front-loaded (1 min, then 10 min)', async () => {
     let clock = new Date('2030-01-01T00:00:00Z');
     const t = fakeTimers();
     const { daemon, store } = await setup([{ name: 'b' }], {}, { now: () => clock, timers: t.timers });
@@ -276,7 +276,7 @@ describe('scheduling, backoff and alerts (clock injected)', () => {
     expect(daemon.queue.list()).toHaveLength(2);
     const s2 = await store.readState('b');
     expect(s2?.failures).toBe(2);
-    expect(s2?.nextAttemptAfter).toBe('2030-01-01T00:03:01.000Z');
+    expect(s2?.nextAttemptAfter).toBe('2030-01-01T00:11:01.000Z');
     // an API trigger without force respects the backoff too; with force it goes ahead
     const auth = { authorization: `Bearer ${TOKEN}` };
     await daemon.app!.inject({ method: 'POST', url: '/v1/renew', headers: auth, payload: {} });

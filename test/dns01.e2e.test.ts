@@ -4,10 +4,12 @@
  * Route53, which publishes INSYNC TXT sets to pebble-challtestsrv, the DNS Pebble resolves through. The
  * authoritative check asks that DNS too (`nameservers`). Everything stays on 127.0.0.1, names under dns01.test.
  */
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AcmeRequestEvent } from '../src/acme/events.js';
+import { acmeEvents } from '../src/acme/events.js';
 import { queryTxt, resolveNameServers } from '../src/challenges/dns-propagation.js';
 import { destroySharedRoute53Clients } from '../src/challenges/route53/client.js';
 import { parseConfig } from '../src/config/load.js';
@@ -15,7 +17,7 @@ import type { ConfigInput } from '../src/config/schema.js';
 import { certInfo, keyMatchesCert } from '../src/crypto/pem.js';
 import { renew } from '../src/renew.js';
 import { type FakeRoute53, startFakeRoute53 } from './fakes/route53-server.js';
-import { type PebbleHandle, startPebble, verifyChain } from './harness/index.js';
+import { type PebbleHandle, pollUntil, startPebble, verifyChain } from './harness/index.js';
 
 const AWS_ENV = {
   AWS_ENDPOINT_URL_ROUTE_53: '',
@@ -140,6 +142,53 @@ describe('DNS-01 through Route53 against Pebble', () => {
     expect(await txtAt('_acme-challenge.dns01.test')).toEqual(['placed-by-someone-else']);
   });
 
+  it('waits until the record is visible in DNS, past INSYNC, before asking the CA to validate', async () => {
+    // Route53 says INSYNC but DNS lags: the CA must not be told to look before the record is there.
+    fake.holdPublishing(true);
+    let released = false;
+    const challengePosts: ('before' | 'after')[] = [];
+    const onRequest = (e: AcmeRequestEvent) => {
+      if (e.endpoint === 'challenge') challengePosts.push(released ? 'after' : 'before');
+    };
+    acmeEvents.on('request', onRequest);
+    try {
+      const cfg = config(
+        [
+          {
+            name: 'lagging',
+            domains: ['lagging.dns01.test'],
+            challenge: {
+              type: 'dns-01',
+              provider: 'route53',
+              nameservers: [pebble.dnsServer],
+              propagationTimeoutSeconds: 60,
+            },
+          },
+        ],
+        join(work, 'le-lagging'),
+      );
+      const since = fake.calls.length;
+      const run = renew(cfg);
+      const insync = await pollUntil(async () => fake.count('GetChange', since) >= 2, {
+        attempts: 300,
+        intervalMs: 100,
+      });
+      expect(insync).toBe(true);
+      // Several propagation polls go by with the change INSYNC and nothing in DNS.
+      await new Promise((r) => setTimeout(r, 2500));
+      released = true;
+      fake.holdPublishing(false);
+      const report = await run;
+      expect(report.results[0]?.error).toBeUndefined();
+      expect(report.results[0]).toMatchObject({ name: 'lagging', status: 'issued' });
+      expect(challengePosts).not.toContain('before');
+      expect(challengePosts).toContain('after');
+    } finally {
+      acmeEvents.off('request', onRequest);
+      fake.holdPublishing(false);
+    }
+  });
+
   it('cleans up the records after a failed order', async () => {
     // Route53 accepts the change, but nothing reaches the DNS the CA asks: the CA rejects the challenge.
     fake.holdPublishing(true);
@@ -259,5 +308,42 @@ describe('DNS-01 through the exec provider against Pebble', () => {
     expect(verifyChain(fullchain, await pebble.rootPem())).toBe(true);
     expect(certInfo(fullchain).subjectAltNames.sort()).toEqual(['*.exec.dns01.test', 'exec.dns01.test']);
     expect(await txtAt('_acme-challenge.exec.dns01.test')).toEqual([]);
+  });
+
+  it('waits until the record a lagging program publishes is visible before asking the CA to validate', async () => {
+    const hook = resolve(import.meta.dirname, 'fixtures/exec-dns-lagging.mjs');
+    const marker = join(work, 'lagging-published');
+    const challengePosts: ('before' | 'after')[] = [];
+    const onRequest = (e: AcmeRequestEvent) => {
+      if (e.endpoint === 'challenge') challengePosts.push(existsSync(marker) ? 'after' : 'before');
+    };
+    acmeEvents.on('request', onRequest);
+    try {
+      const cfg = config(
+        [
+          {
+            name: 'execlag',
+            domains: ['execlag.dns01.test'],
+            challenge: {
+              type: 'dns-01',
+              provider: 'exec',
+              command: [process.execPath, hook, pebble.challtestsrvUrl, marker],
+              timeoutSeconds: 20,
+              checkAuthoritative: true,
+              nameservers: [pebble.dnsServer],
+              propagationTimeoutSeconds: 30,
+            },
+          },
+        ],
+        join(work, 'le-execlag'),
+      );
+      const report = await renew(cfg);
+      expect(report.results[0]?.error).toBeUndefined();
+      expect(report.results[0]).toMatchObject({ name: 'execlag', status: 'issued' });
+      expect(challengePosts).not.toContain('before');
+      expect(challengePosts).toContain('after');
+    } finally {
+      acmeEvents.off('request', onRequest);
+    }
   });
 });

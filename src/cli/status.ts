@@ -1,7 +1,8 @@
 import type { CertificateConfig, Config } from '../config/schema.js';
-import type { IssuedCertificate } from '../deploy/types.js';
+import type { LiveSummary } from '../core/certificate.js';
+import { type HealthStatus, health } from '../core/health.js';
+import type { CertState } from '../core/state.js';
 import { type Plan, planCertificate } from '../plan/plan.js';
-import type { CertState } from '../store/state.js';
 import { CertStore } from '../store/store.js';
 
 export interface StatusRow {
@@ -13,6 +14,13 @@ export interface StatusRow {
   daysLeft?: number;
   /** valid | placeholder | expired | missing | revoked */
   validity: 'valid' | 'placeholder' | 'expired' | 'missing' | 'revoked';
+  /** The one health function's verdict: validity plus the renewal (expiring) and danger windows. */
+  health: HealthStatus;
+  /** False while the live certificate is stored but not confirmed deployed. */
+  deployed: boolean;
+  /** False when /readyz counts it as a problem; `problem` says why. */
+  ready: boolean;
+  problem?: string;
   nextRenewal?: string;
   plan?: Pick<Plan, 'due' | 'reason' | 'detail'>;
   lastAttempt?: CertState['lastAttempt'];
@@ -26,20 +34,17 @@ export function statusRow(
   name: string,
   cert: CertificateConfig | undefined,
   state: CertState | undefined,
-  live: Pick<IssuedCertificate, 'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial'> | undefined,
+  live: LiveSummary | undefined,
   config: Pick<Config, 'renewal'>,
   now: Date,
 ): StatusRow {
-  const daysLeft = live ? Math.floor((live.notAfter.getTime() - now.getTime()) / 86_400_000) : undefined;
-  const validity: StatusRow['validity'] = !live
-    ? 'missing'
-    : state?.placeholder
-      ? 'placeholder'
-      : live.notAfter <= now
-        ? 'expired'
-        : state?.revokedSerial === live.serial
-          ? 'revoked'
-          : 'valid';
+  const h = health(live, state, {
+    now,
+    dangerDays: config.renewal.dangerDays,
+    renewBeforeFraction: cert?.renewBeforeFraction ?? config.renewal.renewBeforeFraction,
+  });
+  const validity: StatusRow['validity'] =
+    h.status === 'danger' || h.status === 'expiring' ? 'valid' : h.status;
   const plan = cert
     ? planCertificate(cert, state, live, {
         now,
@@ -51,10 +56,14 @@ export function statusRow(
     name,
     configured: !!cert,
     domains: cert?.domains ?? live?.domains ?? [],
-    serial: live && !state?.placeholder ? live.serial : undefined,
+    serial: live && h.status !== 'placeholder' ? live.serial : undefined,
     notAfter: live?.notAfter.toISOString(),
-    daysLeft,
+    daysLeft: h.daysLeft,
     validity,
+    health: h.status,
+    deployed: h.deployed,
+    ready: h.ready,
+    ...(h.problem && { problem: h.problem }),
     nextRenewal: plan ? (plan.due ? now.toISOString() : plan.renewAt?.toISOString()) : undefined,
     plan: plan && { due: plan.due, reason: plan.reason, detail: plan.detail },
     lastAttempt: state?.lastAttempt,
@@ -78,17 +87,31 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
   );
 }
 
+const when = (iso: string) => iso.slice(0, 16).replace('T', ' ');
+
+/** The LAST RESULT cell: a stored-but-not-deployed certificate never reads "success". */
+function lastResult(r: StatusRow): string {
+  const a = r.lastAttempt;
+  if (r.validity !== 'missing' && r.validity !== 'placeholder' && !r.deployed) {
+    const failed = r.lastDeploy && !r.lastDeploy.ok ? r.lastDeploy.results.find((d) => !d.ok) : undefined;
+    return failed
+      ? `not deployed ${when(r.lastDeploy!.at)}: ${failed.deployer}: ${failed.detail}`
+      : 'not deployed yet (the next run deploys it)';
+  }
+  if (!a) return '-';
+  return `${a.result} ${when(a.at)}${a.result === 'failure' ? `: ${a.message}${a.hint ? ` (fix: ${a.hint})` : ''}` : ''}`;
+}
+
 export function formatStatusTable(rows: StatusRow[]): string {
-  const head = ['NAME', 'DOMAINS', 'NOT AFTER', 'DAYS', 'STATE', 'LAST RESULT'];
+  const head = ['NAME', 'DOMAINS', 'NOT AFTER', 'DAYS', 'STATE', 'RENEWS AT', 'LAST RESULT'];
   const body = rows.map((r) => [
     r.name + (r.configured ? '' : ' (not in config)'),
     r.domains.join(','),
-    r.notAfter ? r.notAfter.slice(0, 16).replace('T', ' ') : '-',
+    r.notAfter ? when(r.notAfter) : '-',
     r.daysLeft === undefined ? '-' : String(r.daysLeft),
-    r.validity === 'valid' && r.lastDeploy && !r.lastDeploy.ok ? 'not deployed' : r.validity,
-    r.lastAttempt
-      ? `${r.lastAttempt.result} ${r.lastAttempt.at.slice(0, 16).replace('T', ' ')}${r.lastAttempt.result === 'failure' ? `: ${r.lastAttempt.message}` : ''}`
-      : '-',
+    r.validity === 'valid' && !r.deployed ? 'not deployed' : r.health,
+    r.nextRenewal ? when(r.nextRenewal) : '-',
+    lastResult(r),
   ]);
   const widths = head.map((h, i) => Math.min(60, Math.max(h.length, ...body.map((b) => b[i]!.length))));
   const line = (cols: string[]) =>

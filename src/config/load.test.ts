@@ -40,7 +40,7 @@ describe('configuration', () => {
       deploy: [],
     });
     expect(cfg.selfCheck).toMatchObject({ enabled: true, httpPort: 80 });
-    expect(cfg.renewal.renewBeforeFraction).toBeCloseTo(1 / 3);
+    expect(cfg.renewal.renewBeforeFraction).toBeUndefined(); // lifetime-based: 1/3, or 1/2 under 10 days
   });
 
   it('names the field path and the value of an invalid domain', () => {

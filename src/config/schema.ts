@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { execChallengeSchema } from '../challenges/exec/schema.js';
 import { route53ChallengeSchema } from '../challenges/route53/schema.js';
 import { webrootChallengeSchema } from '../challenges/webroot/schema.js';
+import { KEY_TYPES } from '../core/keys.js';
 import { acmAuditSchema, acmDeploySchema } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
@@ -9,8 +10,7 @@ import { isSafeFileName, isValidDnsName } from './dns-name.js';
 import { canonicalIp, isIpAddress } from './ip.js';
 import { PROFILE_NAME } from './profiles.js';
 
-export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
-export type KeyType = (typeof KEY_TYPES)[number];
+export { KEY_TYPES, type KeyType } from '../core/keys.js';
 
 export const DIRECTORY_ALIASES: Record<string, string> = {
   letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
@@ -101,16 +101,16 @@ export const configSchema = z.strictObject({
     .default({ enabled: true, httpPort: 80, timeoutSeconds: 5 }),
   renewal: z
     .strictObject({
-      renewBeforeFraction: z
-        .number()
-        .gt(0)
-        .lt(1)
-        .default(1 / 3),
+      /** Fraction of the lifetime left at which to renew; default 1/3 (1/2 for lifetimes under 10 days). */
+      renewBeforeFraction: z.number().gt(0).lt(1).optional(),
       concurrency: z.number().int().min(1).max(64).default(4),
-      /** /readyz fails and alerts fire when a certificate has fewer days left than this. */
+      /**
+       * Upper bound of the danger window (days): /readyz fails and "expiring" alerts fire inside the last half of the
+       * renewal margin (1/6 of a 90-day lifetime, 1/4 of a 6-day one), never earlier than this many days before expiry.
+       */
       dangerDays: z.number().min(0).default(14),
     })
-    .default({ renewBeforeFraction: 1 / 3, concurrency: 4, dangerDays: 14 }),
+    .default({ concurrency: 4, dangerDays: 14 }),
   schedule: z
     .strictObject({
       cron: z.string().optional(),

@@ -1,18 +1,13 @@
 import { type StatusRow, statusRow } from '../cli/status.js';
 import { mapLimit } from '../concurrency.js';
-import type { CertificateConfig, Config, KeyType } from '../config/schema.js';
+import type { CertificateConfig, Config } from '../config/schema.js';
+import { type LiveSummary, summarize } from '../core/certificate.js';
+import { type Health, health } from '../core/health.js';
+import type { CertState } from '../core/state.js';
 import { type Plan, planCertificate } from '../plan/plan.js';
-import type { CertState } from '../store/state.js';
-import type { CertStore } from '../store/store.js';
+import type { Store } from '../store/types.js';
 
-/** What the plan needs of the live certificate, without its PEMs. */
-export interface LiveSummary {
-  serial: string;
-  notBefore: Date;
-  notAfter: Date;
-  domains: string[];
-  keyType: KeyType;
-}
+export type { LiveSummary } from '../core/certificate.js';
 
 export interface CachedCert {
   name: string;
@@ -31,7 +26,7 @@ export class StateCache {
   private readonly configured: Map<string, CertificateConfig>;
 
   constructor(
-    private readonly store: CertStore,
+    private readonly store: Store,
     private readonly config: Config,
   ) {
     this.configured = new Map(config.certificates.map((c) => [c.name, c]));
@@ -75,18 +70,11 @@ export class StateCache {
         notAfter: new Date(state.notAfter),
         domains: state.domains,
         keyType: state.keyType,
+        ...(state.placeholder && { placeholder: true }),
       };
     } else {
       const cur = await this.store.current(name, state).catch(() => undefined);
-      if (cur) {
-        live = {
-          serial: cur.serial,
-          notBefore: cur.notBefore,
-          notAfter: cur.notAfter,
-          domains: cur.domains,
-          keyType: cur.keyType,
-        };
-      }
+      if (cur) live = summarize(cur);
     }
     return { name, config, state, live };
   }
@@ -98,6 +86,15 @@ export class StateCache {
       now,
       renewBeforeFraction: this.config.renewal.renewBeforeFraction,
       respectBackoff: true,
+    });
+  }
+
+  /** The one health function for a cached certificate. */
+  health(e: CachedCert, now: Date): Health {
+    return health(e.live, e.state, {
+      now,
+      dangerDays: this.config.renewal.dangerDays,
+      renewBeforeFraction: e.config?.renewBeforeFraction ?? this.config.renewal.renewBeforeFraction,
     });
   }
 

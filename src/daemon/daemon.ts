@@ -222,14 +222,14 @@ export class Daemon {
 
   private checkExpiring(now: Date): void {
     if (this.alerts.size === 0) return;
-    const danger = this.config.renewal.dangerDays * DAY;
     const candidates: { alert: Alert; failing: boolean }[] = [];
     for (const e of this.cache.all()) {
       if (!e.config || !e.live) continue;
+      const h = this.cache.health(e, now);
+      if (h.status !== 'danger' && h.status !== 'expired') continue;
       const left = e.live.notAfter.getTime() - now.getTime();
-      if (left >= danger) continue;
       const last = e.state?.lastAttempt;
-      const daysLeft = Math.floor(left / DAY);
+      const daysLeft = h.daysLeft ?? 0;
       candidates.push({
         failing: last?.result === 'failure',
         alert: {

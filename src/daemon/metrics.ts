@@ -49,7 +49,7 @@ export class DaemonMetrics {
     });
     new Gauge({
       name: 'certkeeper_certificate_ready_status',
-      help: '1 when the live certificate is valid and outside the danger window (renewal.dangerDays), else 0.',
+      help: '1 when the live certificate is valid and outside its danger window (half the renewal margin, at most renewal.dangerDays), else 0.',
       labelNames: ['name'],
       registers,
       collect() {
@@ -161,17 +161,10 @@ export class DaemonMetrics {
   }
 }
 
-const DAY = 86_400_000;
-
-/** Why a configured certificate makes the daemon "not ready", or undefined when it is fine. */
+/** Why a configured certificate makes the daemon "not ready", or undefined when it is fine (the one health function). */
 export function problemOf(cache: StateCache, name: string, now: Date): string | undefined {
   const e = cache.get(name);
   if (!e?.config) return undefined;
-  if (!e.live) return 'no certificate issued yet';
-  if (e.state?.placeholder) return 'only the bootstrap placeholder is live';
-  const left = e.live.notAfter.getTime() - now.getTime();
-  if (left <= 0) return `expired at ${e.live.notAfter.toISOString()}`;
-  if (left < cache.dangerDays * DAY)
-    return `expires in ${Math.floor(left / DAY)} days (under renewal.dangerDays = ${cache.dangerDays})`;
-  return undefined;
+  const h = cache.health(e, now);
+  return h.ready ? undefined : h.problem;
 }

@@ -1,29 +1,7 @@
-import type { KeyType } from '../config/schema.js';
+import type { IssuedCertificate } from '../core/certificate.js';
 import type { Logger } from '../log.js';
 
-/** What the store hands to deployers: the files as written and what they contain. */
-export interface IssuedCertificate {
-  name: string;
-  domains: string[];
-  keyType: KeyType;
-  /** Leaf only. */
-  certPem: string;
-  /** Intermediates only (may be empty). */
-  chainPem: string;
-  /** Leaf + intermediates. */
-  fullchainPem: string;
-  /** Unencrypted PKCS#8 PEM. Never log it. */
-  keyPem: string;
-  /** Upper-case hex without separators, as Node's X509Certificate prints it. */
-  serial: string;
-  notBefore: Date;
-  notAfter: Date;
-  /** Archive version now live. */
-  version: number;
-  /** Absolute live paths. */
-  paths: { cert: string; chain: string; fullchain: string; privkey: string };
-  placeholder?: boolean;
-}
+export type { IssuedCertificate } from '../core/certificate.js';
 
 export interface DeployContext {
   logger: Logger;

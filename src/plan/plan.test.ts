@@ -144,11 +144,17 @@ describe('profile-changed', () => {
 });
 
 describe('nextAttemptAfter', () => {
-  it('doubles from one minute, caps at six hours, and respects a later Retry-After', () => {
+  it('front-loads (1 min, 10 min, 100 min, daily), caps by lifetime, and respects a later Retry-After', () => {
     const now = new Date(0);
-    expect(nextAttemptAfter(1, now).getTime()).toBe(60_000);
-    expect(nextAttemptAfter(2, now).getTime()).toBe(120_000);
-    expect(nextAttemptAfter(30, now).getTime()).toBe(6 * 3600_000);
-    expect(nextAttemptAfter(1, now, new Date(3600_000)).getTime()).toBe(3600_000);
+    const d90 = 90 * 86_400_000;
+    expect(nextAttemptAfter(1, now, { lifetime: d90 }).getTime()).toBe(60_000);
+    expect(nextAttemptAfter(2, now, { lifetime: d90 }).getTime()).toBe(600_000);
+    expect(nextAttemptAfter(3, now, { lifetime: d90 }).getTime()).toBe(6_000_000);
+    expect(nextAttemptAfter(30, now, { lifetime: d90 }).getTime()).toBe(86_400_000);
+    // a 6-day certificate is never left a whole day: at most 1/24 of its lifetime (6 h)
+    expect(nextAttemptAfter(30, now, { lifetime: 6 * 86_400_000 }).getTime()).toBe(6 * 3600_000);
+    // permanent errors wait the cap at once
+    expect(nextAttemptAfter(1, now, { lifetime: d90, permanent: true }).getTime()).toBe(86_400_000);
+    expect(nextAttemptAfter(1, now, { retryAfter: new Date(3600_000) }).getTime()).toBe(3600_000);
   });
 });

@@ -1,6 +1,9 @@
 import type { CertificateConfig } from '../config/schema.js';
-import type { IssuedCertificate } from '../deploy/types.js';
-import type { CertState } from '../store/state.js';
+import type { LiveSummary } from '../core/certificate.js';
+import { daysLeft, windows } from '../core/lifetime.js';
+import type { CertState } from '../core/state.js';
+
+export { expiryRenewAt, nextAttemptAfter } from '../core/lifetime.js';
 
 export type PlanReason =
   | 'missing'
@@ -29,24 +32,21 @@ export interface Plan {
 export interface PlanOptions {
   now: Date;
   force?: boolean;
-  /** Fraction of the lifetime left at which to renew (default 1/3). */
-  renewBeforeFraction: number;
+  /** Fraction of the lifetime left at which to renew (renewal.renewBeforeFraction); default 1/3, 1/2 under 10 days. */
+  renewBeforeFraction?: number;
   /** Scheduled runs honour the failure backoff; a human's `renew` does not. */
   respectBackoff?: boolean;
 }
 
-const DAY = 86_400_000;
+type PlanLive = Pick<
+  LiveSummary,
+  'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial' | 'placeholder'
+>;
 
 function sameSet(a: string[], b: string[]): boolean {
   const x = [...new Set(a.map((s) => s.toLowerCase()))].sort();
   const y = [...new Set(b.map((s) => s.toLowerCase()))].sort();
   return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-
-/** When the expiry rule makes a certificate due: notAfter − fraction × lifetime. */
-export function expiryRenewAt(notBefore: Date, notAfter: Date, fraction: number): Date {
-  const lifetime = notAfter.getTime() - notBefore.getTime();
-  return new Date(notAfter.getTime() - lifetime * fraction);
 }
 
 /**
@@ -61,15 +61,15 @@ function profileChanged(cert: CertificateConfig, state: CertState | undefined): 
 }
 
 /**
- * The rules, pure: everything they need is passed in.
+ * The rules, pure: everything they need is passed in. Each is one named step; the first that decides wins.
  * Order: nothing live → missing; placeholder; config no longer matches (domains/key type); revoked;
- * forced; then ARI's window when the CA offers one (RFC 9773), with an
- * expiry-based emergency rule above it (less than half the normal margin left); else the 1/3-of-lifetime rule.
+ * forced; then ARI's window when the CA offers one (RFC 9773), with an expiry-based emergency rule above it
+ * (less than half the normal margin left); else the lifetime rule (1/3 left, 1/2 under 10 days).
  */
 function planByRules(
   cert: CertificateConfig,
   state: CertState | undefined,
-  live: Pick<IssuedCertificate, 'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial'> | undefined,
+  live: PlanLive | undefined,
   opts: PlanOptions,
 ): Plan {
   const { name } = cert;
@@ -82,7 +82,8 @@ function planByRules(
     notAfter,
   });
   if (!live) return due('missing', 'no certificate is stored yet');
-  if (state?.placeholder) return due('placeholder', 'only the bootstrap placeholder is live', live.notAfter);
+  if (state?.placeholder || live.placeholder)
+    return due('placeholder', 'only the bootstrap placeholder is live', live.notAfter);
   const liveDomains = state?.domains ?? live.domains;
   if (!sameSet(liveDomains, cert.domains)) {
     return due(
@@ -101,24 +102,22 @@ function planByRules(
   }
   if (opts.force) return due('forced', '--force', live.notAfter);
 
-  const fraction = cert.renewBeforeFraction ?? opts.renewBeforeFraction;
-  const byExpiry = expiryRenewAt(live.notBefore, live.notAfter, fraction);
-  const emergency = expiryRenewAt(live.notBefore, live.notAfter, fraction / 2);
+  const w = windows(live, { renewBeforeFraction: cert.renewBeforeFraction ?? opts.renewBeforeFraction });
   const ariAt = state?.ari?.selectedAt ? new Date(state.ari.selectedAt) : undefined;
-  const renewAt = ariAt && ariAt < emergency ? ariAt : ariAt ? emergency : byExpiry;
-  const daysLeft = Math.floor((live.notAfter.getTime() - now.getTime()) / DAY);
+  const renewAt = ariAt && ariAt < w.emergencyAt ? ariAt : ariAt ? w.emergencyAt : w.renewAt;
+  const left = daysLeft(live.notAfter, now);
 
-  if (now >= emergency && (!ariAt || now < ariAt)) {
-    return due('emergency', `${daysLeft} days left, under half the renewal margin`, live.notAfter);
+  if (now >= w.emergencyAt && (!ariAt || now < ariAt)) {
+    return due('emergency', `${left} days left, under half the renewal margin`, live.notAfter);
   }
   if (ariAt && now >= ariAt)
     return due('ari-window', `inside the CA's suggested renewal window (ARI)`, live.notAfter);
-  if (!ariAt && now >= byExpiry) return due('expiring', `${daysLeft} days left`, live.notAfter);
+  if (!ariAt && now >= w.renewAt) return due('expiring', `${left} days left`, live.notAfter);
   return {
     name,
     due: false,
     reason: 'not-due',
-    detail: `${daysLeft} days left; renews from ${renewAt.toISOString()}`,
+    detail: `${left} days left; renews from ${renewAt.toISOString()}`,
     renewAt,
     notAfter: live.notAfter,
   };
@@ -127,13 +126,13 @@ function planByRules(
 /**
  * Decides whether one certificate is due, and why. When the failure backoff holds (`respectBackoff`: scheduled
  * runs and non-forced API triggers), it holds for every reason — also a certificate never issued, a placeholder or
- * changed domains — so a broken certificate is retried after 1 min, 2, 4 … 6 h and not at every tick.
- * `force` always goes ahead.
+ * changed domains — so a broken certificate is retried after 1 min, 10 min, 100 min, then daily (capped relative
+ * to its lifetime) and not at every tick. `force` always goes ahead.
  */
 export function planCertificate(
   cert: CertificateConfig,
   state: CertState | undefined,
-  live: Pick<IssuedCertificate, 'notBefore' | 'notAfter' | 'domains' | 'keyType' | 'serial'> | undefined,
+  live: PlanLive | undefined,
   opts: PlanOptions,
 ): Plan {
   const plan = planByRules(cert, state, live, opts);
@@ -148,11 +147,4 @@ export function planCertificate(
     renewAt: after,
     notAfter: live?.notAfter,
   };
-}
-
-/** Exponential backoff after consecutive failures: 1 min, 2, 4 … capped at 6 h; a CA's Retry-After wins if later. */
-export function nextAttemptAfter(failures: number, now: Date, retryAfter?: Date): Date {
-  const ms = Math.min(60_000 * 2 ** Math.max(0, failures - 1), 6 * 3600_000);
-  const at = new Date(now.getTime() + ms);
-  return retryAfter && retryAfter > at ? retryAfter : at;
 }

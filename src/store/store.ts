@@ -1,13 +1,17 @@
 import { createPrivateKey } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join, relative } from 'node:path';
-import lockfile from 'proper-lockfile';
-import type { KeyType } from '../config/schema.js';
+import type { IssuedCertificate } from '../core/certificate.js';
+import type { KeyType } from '../core/keys.js';
 import { certInfo, splitPemChain } from '../crypto/pem.js';
-import type { IssuedCertificate } from '../deploy/types.js';
 import { CertkeeperError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { exists, readIfExists, symlinkAtomic, writeFileAtomic } from './fsutil.js';
+import { FileLocker, lockedError } from './lock.js';
 import type { CertState } from './state.js';
+import type { SaveInput, Store } from './types.js';
+
+export type { SaveInput } from './types.js';
 
 export const LIVE_FILES = ['cert', 'chain', 'fullchain', 'privkey'] as const;
 type LiveFile = (typeof LIVE_FILES)[number];
@@ -20,15 +24,6 @@ version in ../../archive/<name>/ that is live now. Point your server at these pa
 never move or edit them. A renewal switches all four at once.
 `;
 
-export interface SaveInput {
-  domains: string[];
-  keyType: KeyType;
-  /** What the CA returned: leaf first, then intermediates. */
-  fullchainPem: string;
-  keyPem: string;
-  placeholder?: boolean;
-}
-
 /**
  * certbot-compatible storage:
  *   archive/<name>/{cert,chain,fullchain,privkey}N.pem   real files, one set per version
@@ -38,8 +33,15 @@ export interface SaveInput {
  * One rename(2) of `.current` switches all four files: no reader sees a new certificate with an old key,
  * and a crash leaves either the old set or the new set live.
  */
-export class CertStore {
-  constructor(readonly root: string) {}
+export class CertStore implements Store {
+  readonly locker: FileLocker;
+
+  constructor(
+    readonly root: string,
+    opts: { logger?: Logger } = {},
+  ) {
+    this.locker = new FileLocker(join(root, 'locks'), { logger: opts.logger });
+  }
 
   liveDir(name: string): string {
     return join(this.root, 'live', name);
@@ -278,36 +280,11 @@ export class CertStore {
     return next;
   }
 
-  /**
-   * Cross-process lock for one certificate (CLI and daemon share it). Stale after 60 s without refresh.
-   * Throws a 'lock' error when another process holds it.
-   */
+  /** The certificate's lock, now or never: throws a 'lock' error naming the holder when someone alive has it. */
   async lock(name: string): Promise<() => Promise<void>> {
-    const dir = join(this.root, 'locks');
-    await fs.mkdir(dir, { recursive: true });
-    const file = join(dir, `${name}.lock`);
-    await fs.writeFile(file, '', { flag: 'a' });
-    try {
-      return await lockfile.lock(file, {
-        stale: 60_000,
-        update: 10_000,
-        realpath: false,
-        onCompromised: () => {},
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
-        throw new CertkeeperError(
-          'lock',
-          'another certkeeper process is renewing this certificate right now',
-          {
-            cert: name,
-            code: 'CK_ERR_LOCKED',
-            hint: 'wait for it to finish (the lock goes stale after 60 s if that process died)',
-          },
-        );
-      }
-      throw err;
-    }
+    const l = await this.locker.tryLock(name);
+    if (!l) throw lockedError(name, await this.locker.holder(name), 0);
+    return () => l.release();
   }
 }
 

@@ -18,7 +18,7 @@
  * certificate is Pebble's own listener certificate, so the harness's caBundle trusts both.
  */
 import { readFile } from 'node:fs/promises';
-import { request as httpsRequest, createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import type { PebbleHandle } from '../harness/pebble.js';

@@ -75,7 +75,10 @@ export interface FakeRoute53 {
   idle(): Promise<void>;
   /** Marks every PENDING change INSYNC now (publishing it) and waits for the publishes. */
   settleAll(): Promise<void>;
-  /** While held, changes are accepted and go INSYNC but are not published to DNS (a broken delegation). */
+  /**
+   * While held, changes are accepted and go INSYNC but are not published to DNS (a broken delegation or a slow
+   * secondary); releasing publishes what was held back.
+   */
   holdPublishing(hold: boolean): void;
   /** Counts per action, optionally since a call index. */
   count(action?: string, since?: number): number;
@@ -167,8 +170,15 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
   let publishError: unknown;
 
   let publishingHeld = false;
+  const held = new Map<Zone, Set<string>>();
   function publish(zone: Zone, names: Iterable<string>): void {
-    if (!opts.challtestsrv || publishingHeld) return;
+    if (publishingHeld) {
+      const set = held.get(zone) ?? new Set<string>();
+      for (const n of names) set.add(n);
+      held.set(zone, set);
+      return;
+    }
+    if (!opts.challtestsrv) return;
     const base = opts.challtestsrv;
     const snapshot = [...names].map((n) => ({ host: n, values: zone.sets.get(`${n}|TXT`)?.values ?? [] }));
     publishChain = publishChain.then(async () => {
@@ -525,6 +535,10 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
     },
     holdPublishing(hold) {
       publishingHeld = hold;
+      if (hold) return;
+      // Released: what was held back reaches DNS now (a slow secondary catching up, long after INSYNC).
+      for (const [zone, names] of held) publish(zone, names);
+      held.clear();
     },
     count(action, since = 0) {
       return calls.slice(since).filter((c) => !action || c.action === action).length;

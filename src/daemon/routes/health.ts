@@ -4,7 +4,7 @@ import { problemOf } from '../metrics.js';
 
 /**
  * GET /healthz: the process answers. GET /readyz: 503 while any configured certificate is missing, a placeholder,
- * expired or inside its danger window (renewal.dangerDays), or while shutting down — for Docker healthchecks and
+ * expired or inside its danger window (half the renewal margin of its lifetime, at most renewal.dangerDays), or while shutting down — for Docker healthchecks and
  * load balancers.
  */
 export async function healthRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {

@@ -1,0 +1,5 @@
+export * from './certificate.js';
+export * from './health.js';
+export * from './keys.js';
+export * from './lifetime.js';
+export * from './state.js';
