@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileChecks } from '../src/cli/preflight.js';
+import { collectStatus } from '../src/cli/status.js';
 import { parseConfig } from '../src/config/load.js';
 import type { ConfigInput } from '../src/config/schema.js';
 import { renew } from '../src/renew.js';
@@ -106,6 +107,10 @@ describe('ACME profiles through a profile-aware directory', () => {
     });
     expect(proxy.newOrders.at(-1)).toMatchObject({ profile: 'shortlived', rejected: false });
     expect((await store.readState('site'))?.profile).toBe('shortlived');
+    // status (and the API, which shares its rows) shows the profile and the lifetime
+    const row = (await collectStatus(changed)).find((r) => r.name === 'site');
+    expect(row).toMatchObject({ profile: 'shortlived', lifetimeSeconds: expect.any(Number) });
+    expect(row!.lifetimeSeconds).toBeGreaterThan(86_400);
   });
 
   it('an unknown profile fails before any newOrder, naming what the CA offers', async () => {
