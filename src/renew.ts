@@ -357,7 +357,13 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
     return result;
   } catch (err) {
     const error = asCertkeeperError(err, 'internal', { cert: name });
-    const failures = ((await store.readState(name).catch(() => undefined))?.failures ?? 0) + 1;
+    const prev = await store.readState(name).catch(() => undefined);
+    const failures = (prev?.failures ?? 0) + 1;
+    // The backoff is capped relative to the live certificate's lifetime (a 90-second one is retried within seconds).
+    const lifetime =
+      prev?.notBefore && prev.notAfter && !prev.placeholder
+        ? Date.parse(prev.notAfter) - Date.parse(prev.notBefore)
+        : undefined;
     const nowD = c.now();
     if (!opts.dryRun && error.kind !== 'lock') {
       await store
@@ -373,6 +379,7 @@ async function renewOne(cert: CertificateConfig, c: OneCtx): Promise<CertResult>
           nextAttemptAfter: nextAttemptAfter(failures, nowD, {
             retryAfter: error.retryAfter,
             permanent: error.permanent,
+            lifetime: Number.isFinite(lifetime) ? lifetime : undefined,
           }).toISOString(),
         })
         .catch((e: unknown) =>
