@@ -132,7 +132,7 @@ export function buildProgram(): Command {
     .description('validate the configuration file and print a summary')
     .option(
       '--preflight',
-      'also check the surroundings: storage writable, CA reachable, DNS zones found (changes nothing)',
+      'also check the surroundings: storage writable, CA reachable, profiles offered, DNS zones found (changes nothing)',
     )
     .action(async (o: { preflight?: boolean }, cmd: Command) => {
       const { config, file } = await load(cmd);
