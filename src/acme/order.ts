@@ -84,7 +84,7 @@ async function poll<T extends { status: string }>(
         `the ${what} was still "${resp.data.status}" at the order's deadline: ${deadline.reason}`,
         {
           ...ctx,
-          hint: 'the CA is slow or stuck; retry later, or raise acme.orderTimeoutSeconds',
+          hint: deadline.hint ?? 'the CA is slow or stuck; retry later, or raise acme.orderTimeoutSeconds',
         },
       );
     }
@@ -132,7 +132,11 @@ export function authorizationDeadline(
     if (Number.isFinite(at) && (earliest === undefined || at < earliest)) earliest = at;
   }
   if (earliest === undefined || earliest >= deadline.at) return deadline;
-  return { at: earliest, reason: `the CA's authorization expires at ${new Date(earliest).toISOString()}` };
+  return {
+    at: earliest,
+    reason: `the CA's authorization expires at ${new Date(earliest).toISOString()}`,
+    hint: "the CA's authorizations run out before validation finished (short profiles give an hour): retry; if it recurs, make the challenge answer sooner",
+  };
 }
 
 /**

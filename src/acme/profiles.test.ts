@@ -73,6 +73,7 @@ describe('the authorization deadline', () => {
     expect(d).toEqual({
       at: Date.parse('2030-01-01T00:01:00Z'),
       reason: "the CA's authorization expires at 2030-01-01T00:01:00.000Z",
+      hint: expect.stringMatching(/authorizations run out/),
     });
     // days-long authorizations (classic) leave the order timeout in charge
     expect(authorizationDeadline([{ status: 'pending', expires: '2030-01-08T00:00:00Z' }], order)).toBe(

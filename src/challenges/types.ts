@@ -22,6 +22,8 @@ export interface WaitDeadline {
   at: number;
   /** E.g. "the CA's authorizations expire at 2026-12-01T10:00:00Z". */
   reason: string;
+  /** What to do when a wait runs into it (default: about the order timeout). */
+  hint?: string;
 }
 
 export interface SolverContext {
