@@ -118,6 +118,24 @@ async function checkProfile(account: Account, profile: string, cert: string): Pr
 }
 
 /**
+ * A profile-aware CA names the profile in the order it created: one other than the one asked for means the
+ * certificate would not be what the configuration (and the state) says.
+ */
+export function checkOrderedProfile(order: unknown, requested: string | undefined, cert: string): void {
+  const got = (order as { profile?: unknown } | undefined)?.profile;
+  if (requested === undefined || typeof got !== 'string' || got === requested) return;
+  throw new CertkeeperError(
+    'acme',
+    `the CA created the order under the profile "${got.slice(0, 64)}" instead of "${requested}"`,
+    {
+      cert,
+      code: 'CK_ERR_PROFILE',
+      hint: "check the CA's profile documentation and the configured profile; report it to the CA if it offers the profile",
+    },
+  );
+}
+
+/**
  * The order cannot outlive its authorizations: the earliest `expires` of those still to validate bounds every wait
  * (an hour with the tlsserver and shortlived profiles; days with classic, where the order timeout is nearer).
  */
@@ -196,6 +214,7 @@ export async function orderCertificate(account: Account, req: OrderRequest): Pro
     ),
   );
   mark('newOrder', t);
+  checkOrderedProfile(order, req.profile, cert);
 
   t = Date.now();
   const authzs = await call('fetching authorizations', { cert }, () => client.getAuthorizations(order));

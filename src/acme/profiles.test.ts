@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { clampWait } from '../challenges/types.js';
 import { CertkeeperError } from '../errors.js';
-import { authorizationDeadline, csrNames, newOrderPayload } from './order.js';
+import { authorizationDeadline, checkOrderedProfile, csrNames, newOrderPayload } from './order.js';
 import { assertProfileOffered, offeredProfiles } from './profiles.js';
 
 const dir = (profiles?: unknown) => ({ newOrder: 'https://ca.test/new-order', meta: { profiles } });
@@ -47,6 +47,16 @@ describe('the order payload and CSR', () => {
       replaces: 'x.y',
       profile: 'tlsserver',
     });
+  });
+
+  it('refuses an order the CA placed under another profile than the one asked for', () => {
+    expect(() => checkOrderedProfile({ profile: 'tlsserver' }, 'tlsserver', 'a')).not.toThrow();
+    // a CA that does not echo the profile (Pebble 2.4), or no profile asked for: nothing to compare
+    expect(() => checkOrderedProfile({}, 'tlsserver', 'a')).not.toThrow();
+    expect(() => checkOrderedProfile({ profile: 'classic' }, undefined, 'a')).not.toThrow();
+    expect(() => checkOrderedProfile({ profile: 'classic' }, 'shortlived', 'a')).toThrow(
+      'the CA created the order under the profile "classic" instead of "shortlived"',
+    );
   });
 
   it('never puts an IP address in the CN', () => {
