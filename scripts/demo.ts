@@ -22,7 +22,9 @@ import {
 } from '../test/harness/index.js';
 
 const DOMAIN = 'demo.certkeeper.test';
-const say = (s: string) => process.stdout.write(`\x1b[1m==> ${s}\x1b[0m\n`);
+// Bold headings on a terminal only: no escape codes in redirected output or with NO_COLOR set (no-color.org).
+const bold = process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+const say = (s: string) => process.stdout.write(bold ? `\x1b[1m==> ${s}\x1b[0m\n` : `==> ${s}\n`);
 
 async function main(): Promise<void> {
   const dir = await fs.mkdtemp(join(tmpdir(), 'certkeeper-demo-'));

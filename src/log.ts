@@ -29,3 +29,18 @@ export const REDACT_PATHS = [
 
 /** A logger that drops everything: the default for library use and unit tests. */
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+/**
+ * Masks secrets in free text we did not write (a hook's stderr, a server's error body) before it is logged:
+ * `token=…`/`password: …`-style values, bearer tokens, AWS access key ids and long opaque strings.
+ */
+export function redactText(text: string): string {
+  return text
+    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 [redacted]')
+    .replace(
+      /\b([\w-]*(?:token|secret|passw(?:or)?d|api[_-]?key|access[_-]?key|credential|auth(?:orization)?)[\w-]*)(["']?\s*[=:]\s*["']?|\s+)([^\s"',;&]+)/gi,
+      '$1$2[redacted]',
+    )
+    .replace(/\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, '[redacted]')
+    .replace(/[A-Za-z0-9+_=-]{40,}/g, '[redacted]'); // long opaque strings; paths (with "/") stay readable
+}

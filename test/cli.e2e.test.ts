@@ -159,7 +159,7 @@ describe('certkeeper CLI', () => {
     expect(await fs.readFile(join(work, 'le', 'state', 'web.json'), 'utf8')).toBe(stateBefore);
     expect(
       (await fs.readdir(join(work, 'le', 'archive', 'web'))).filter((f) => f.endsWith('.pem')),
-    ).toHaveLength(4);
+    ).toHaveLength(5); // one version: cert, chain, fullchain, privkey, combined
   });
 
   it('check-config --preflight checks storage, webroots and the CA without changing anything', async () => {

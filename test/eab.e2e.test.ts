@@ -54,6 +54,15 @@ describe('External Account Binding', () => {
     expect(String(report.results[0]?.error?.hint)).toMatch(/acme\.eab\.kid/);
   });
 
+  it('a wrong EAB HMAC key says to check the EAB key, not the challenge', async () => {
+    const wrong = Buffer.from('not the key the CA gave out, not at all').toString('base64url');
+    const report = await renew(cfg('wrong', { kid: KID, hmacKey: wrong }));
+    expect(report.results[0]?.status).toBe('failed');
+    expect(report.results[0]?.error).toMatchObject({ code: 'CK_ERR_ACME_EAB' });
+    expect(String(report.results[0]?.error?.hint)).toMatch(/acme\.eab\.kid and acme\.eab\.hmacKey/);
+    expect(String(report.results[0]?.error?.hint)).not.toMatch(/challenge/);
+  });
+
   it('with EAB the account registers and the certificate is issued', async () => {
     const report = await renew(cfg('with', { kid: KID, hmacKey: HMAC }));
     expect(report.results[0]?.error).toBeUndefined();

@@ -85,7 +85,7 @@ describe('HTTP-01 webroot against Pebble', () => {
     // certbot-compatible archive, state beside it, and no challenge file left behind
     expect(
       (await fs.readdir(join(cfg.storage.path, 'archive', 'site'))).filter((f) => !f.startsWith('.')).sort(),
-    ).toEqual(['cert1.pem', 'chain1.pem', 'fullchain1.pem', 'privkey1.pem']);
+    ).toEqual(['cert1.pem', 'chain1.pem', 'combined1.pem', 'fullchain1.pem', 'privkey1.pem']);
     const state = JSON.parse(await fs.readFile(join(cfg.storage.path, 'state', 'site.json'), 'utf8'));
     expect(state).toMatchObject({
       name: 'site',

@@ -25,7 +25,7 @@ const HINTS: Record<string, (domain?: string) => string> = {
   externalAccountRequired: () =>
     'this CA needs External Account Binding: set acme.eab.kid and acme.eab.hmacKey from your CA account',
   accountDoesNotExist: () =>
-    'the stored ACME account is unknown to the CA: certkeeper registers a new one on the next run',
+    'the CA does not know the stored ACME account (a CA reset?); certkeeper registers a new one and retries the order once — if this still fails, check that acme.directoryUrl points at the CA you mean',
   userActionRequired: () =>
     'the CA needs you to act (often new terms of service): read the instance URL in the error and agree',
   malformed: () =>

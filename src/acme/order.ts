@@ -7,6 +7,8 @@ import type { Logger } from '../log.js';
 import type { Account } from './account.js';
 import { callAcme as call, toAcmeError } from './errors.js';
 import { parseRetryAfter, withProblemCapture } from './http.js';
+import { assertChallengeToken, assertOrderedIdentifier } from './inbound.js';
+import { checkIssuedCertificate } from './issued-check.js';
 import { createPrivateKey, dns01Value, jwkThumbprint } from './keys.js';
 import { assertProfileOffered } from './profiles.js';
 
@@ -186,10 +188,55 @@ function describeAuthzFailure(
 }
 
 /**
+ * Every authorization of the order must be for one of the configured names (case-insensitively, wildcards as
+ * "*.name"), and the token of the challenge we will use must be an RFC 8555 token: an identifier the CA slipped in
+ * never reaches a solver, a hook or a DNS record name, and a token never becomes a path outside the webroot.
+ */
+function checkAuthorizations(authzs: acme.Authorization[], req: OrderRequest): void {
+  for (const authz of authzs) {
+    const name = assertOrderedIdentifier(authz.identifier, authz.wildcard === true, req.domains, {
+      cert: req.certName,
+    });
+    const challenge = authz.challenges.find((c) => c.type === req.solver.type);
+    if (authz.status !== 'valid' && challenge) {
+      assertChallengeToken(challenge.token, { cert: req.certName, domain: name.replace(/^\*\./, '') });
+    }
+  }
+}
+
+/** What the CA returned is checked before it leaves the order (our key, our names, a linked chain, valid now). */
+function checkIssued(req: OrderRequest, result: OrderResult): OrderResult {
+  checkIssuedCertificate({
+    cert: req.certName,
+    fullchainPem: result.fullchainPem,
+    keyPem: result.keyPem,
+    domains: req.domains,
+    now: new Date(),
+  });
+  return result;
+}
+
+/**
  * One certificate from the CA: new key, order, challenges through `solver` (present → check → answer →
- * cleanup, whatever happens), finalize, download. Nothing here touches the store.
+ * cleanup, whatever happens), finalize, download, check. Nothing here touches the store. When the CA has
+ * forgotten the account (a CA reset), the account is registered again and the order retried once.
  */
 export async function orderCertificate(account: Account, req: OrderRequest): Promise<OrderResult> {
+  try {
+    return checkIssued(req, await orderOnce(account, req));
+  } catch (err) {
+    if (!(err instanceof CertkeeperError) || err.code !== 'CK_ERR_ACME_ACCOUNT_DOES_NOT_EXIST') throw err;
+    if (!account.reRegister) throw err;
+    req.logger.warn(
+      { event: 'account.lost', cert: req.certName, directoryUrl: account.directoryUrl },
+      'the CA no longer knows the ACME account; registering a new one and retrying the order once',
+    );
+    await account.reRegister();
+    return checkIssued(req, await orderOnce(account, req));
+  }
+}
+
+async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResult> {
   const { client } = account;
   const { certName: cert, logger, signal } = req;
   const timings: Record<string, number> = {};
@@ -219,6 +266,13 @@ export async function orderCertificate(account: Account, req: OrderRequest): Pro
   t = Date.now();
   const authzs = await call('fetching authorizations', { cert }, () => client.getAuthorizations(order));
   mark('authorizations', t);
+  try {
+    checkAuthorizations(authzs, req);
+  } catch (err) {
+    // Nothing was presented; leave no pending authorization behind either.
+    await Promise.allSettled(authzs.map((a) => withProblemCapture(() => client.deactivateAuthorization(a))));
+    throw err;
+  }
   deadline = authorizationDeadline(authzs, deadline);
   const thumbprint = jwkThumbprint(account.accountKeyPem);
   const todo: {
@@ -244,6 +298,7 @@ export async function orderCertificate(account: Account, req: OrderRequest): Pro
         },
       );
     }
+    assertChallengeToken(challenge.token, { cert, domain });
     const keyAuthorization = `${challenge.token}.${thumbprint}`;
     todo.push({
       authz,

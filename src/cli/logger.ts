@@ -3,7 +3,7 @@ import { type Logger, REDACT_PATHS } from '../log.js';
 
 /**
  * pino JSON lines; pretty when the destination is a TTY or LOG_FORMAT=pretty (LOG_FORMAT=json forces JSON).
- * LOG_LEVEL sets the level (default info). The CLI logs to stderr so stdout stays for results; the daemon to stdout.
+ * Colours only on a terminal and without NO_COLOR. LOG_LEVEL sets the level (default info). The CLI logs to stderr so stdout stays for results; the daemon to stdout.
  */
 export async function makeLogger(opts: {
   fd: 1 | 2;
@@ -22,7 +22,7 @@ export async function makeLogger(opts: {
       prettyStream({
         destination: opts.fd,
         sync: true,
-        colorize: stream.isTTY === true,
+        colorize: stream.isTTY === true && !env.NO_COLOR,
         ignore: 'pid,hostname,event',
         translateTime: 'SYS:HH:MM:ss',
       }),

@@ -1,4 +1,5 @@
 import { constants, promises as fs } from 'node:fs';
+import { dirname } from 'node:path';
 import * as acme from 'acme-client';
 import { configureAcmeHttp } from '../acme/http.js';
 import { assertProfileOffered, describeOffered, offeredProfiles } from '../acme/profiles.js';
@@ -11,33 +12,68 @@ export interface PreflightCheck {
   fix?: string;
 }
 
-/** Checks the surroundings without changing anything: storage and webroots writable, CA directory reachable. */
+/**
+ * Where `path` stands without touching it: a writable folder, something else, or missing (with the nearest folder
+ * above it that exists, and whether certkeeper could create the rest there).
+ */
+async function folderCheck(
+  what: string,
+  path: string,
+  fixes: { notWritable: string; missing: string },
+): Promise<PreflightCheck> {
+  const stat = await fs.stat(path).catch((err: NodeJS.ErrnoException) => err);
+  if (stat instanceof Error) {
+    if (stat.code !== 'ENOENT')
+      return { what: `${what} ${path} is writable (${stat.code})`, ok: false, fix: fixes.notWritable };
+    let parent = dirname(path);
+    while (parent !== dirname(parent) && !(await fs.stat(parent).catch(() => undefined)))
+      parent = dirname(parent);
+    const parentWritable = await fs.access(parent, constants.W_OK).then(
+      () => true,
+      () => false,
+    );
+    return {
+      what: `${what} ${path} does not exist`,
+      ok: false,
+      fix: `${fixes.missing}: mkdir -p ${path}${parentWritable ? '' : ` (${parent}, the nearest folder that exists, is not writable by this user either)`}`,
+    };
+  }
+  if (!stat.isDirectory()) {
+    return { what: `${what} ${path} is not a folder`, ok: false, fix: `${fixes.notWritable} (a folder)` };
+  }
+  try {
+    await fs.access(path, constants.W_OK);
+    return { what: `${what} ${path} is writable`, ok: true };
+  } catch (err) {
+    return {
+      what: `${what} ${path} is writable (${(err as NodeJS.ErrnoException).code})`,
+      ok: false,
+      fix: fixes.notWritable,
+    };
+  }
+}
+
+/**
+ * Checks the surroundings without changing anything: storage and webroots present and writable, CA directory
+ * reachable, Route53 zones found. Creates no folder and writes no file: a missing one is reported with the fix.
+ */
 export async function preflight(config: Config, logger: Logger): Promise<PreflightCheck[]> {
   const checks: PreflightCheck[] = [];
-  const writable = async (what: string, path: string, fix: string) => {
-    try {
-      await fs.mkdir(path, { recursive: true });
-      await fs.access(path, constants.W_OK);
-      checks.push({ what: `${what} ${path} is writable`, ok: true });
-    } catch (err) {
-      checks.push({
-        what: `${what} ${path} is writable (${(err as NodeJS.ErrnoException).code})`,
-        ok: false,
-        fix,
-      });
-    }
-  };
-  await writable(
-    'storage',
-    config.storage.path,
-    'mount the certificate volume read-write and make it owned by the user certkeeper runs as',
+  checks.push(
+    await folderCheck('storage', config.storage.path, {
+      notWritable: 'mount the certificate volume read-write and make it owned by the user certkeeper runs as',
+      missing:
+        'mount the certificate volume there, or create it (certkeeper renew and run create it when its parent is writable)',
+    }),
   );
   for (const c of config.certificates) {
     if (c.challenge.type === 'http-01') {
-      await writable(
-        `webroot of ${c.name}`,
-        c.challenge.webroot,
-        'share the webroot volume with nginx read-write for certkeeper',
+      checks.push(
+        await folderCheck(`webroot of ${c.name}`, c.challenge.webroot, {
+          notWritable: 'share the webroot volume with nginx read-write for certkeeper',
+          missing:
+            'mount the webroot volume nginx serves /.well-known/acme-challenge/ from there, or create it',
+        }),
       );
     }
   }

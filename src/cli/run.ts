@@ -8,7 +8,7 @@ import { makeLogger } from './logger.js';
 /**
  * `certkeeper run`: the long-running service (the container's default command). Logs JSON lines on stdout.
  * SIGTERM/SIGINT: stop scheduling, give the running renewal --grace seconds, abort it, exit 0. A second signal
- * aborts at once.
+ * aborts at once. SIGHUP: re-read the configuration file (an invalid one keeps the running configuration).
  */
 export function runCommand(): Command {
   return new Command('run')
@@ -27,7 +27,7 @@ export function runCommand(): Command {
     .option('--listen <host:port>', 'override server.listen')
     .addHelpText(
       'after',
-      '\nEnvironment: CERTKEEPER_TOKEN (API token unless server.token/tokenFile), LOG_LEVEL, LOG_FORMAT=json|pretty.\nExample:\n  CERTKEEPER_TOKEN=$(cat /run/secrets/ck) certkeeper run -c /etc/certkeeper.yml',
+      '\nSignals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the configuration (so does POST /v1/reload).\nEnvironment: CERTKEEPER_TOKEN (API token unless server.token/tokenFile), LOG_LEVEL, LOG_FORMAT=json|pretty.\nExample:\n  CERTKEEPER_TOKEN=$(cat /run/secrets/ck) certkeeper run -c /etc/certkeeper.yml',
     )
     .action(async (o: { grace: string; checkAtStart: boolean; listen?: string }, cmd: Command) => {
       const globals = cmd.optsWithGlobals() as { config?: string; debug?: boolean };
@@ -37,13 +37,19 @@ export function runCommand(): Command {
           hint: 'use e.g. --grace 30',
         });
       }
-      const config = await loadConfigIsolated(configPath(globals.config));
+      const file = configPath(globals.config);
+      const config = await loadConfigIsolated(file);
       const logger = await makeLogger({ fd: 1, level: globals.debug ? 'debug' : undefined });
       const token = await resolveToken(config.server, process.env);
       // Check the listen address first, so a refused address fails before any order is placed.
       assertListenAllowed(parseListen(o.listen ?? config.server.listen), token);
       const { createDaemon } = await import('../daemon/daemon.js');
-      const daemon = createDaemon(config, { logger, token, checkAtStart: o.checkAtStart });
+      const daemon = createDaemon(config, {
+        logger,
+        token,
+        checkAtStart: o.checkAtStart,
+        loadConfig: () => loadConfigIsolated(file),
+      });
 
       let signals = 0;
       let resolveStop!: (s: string) => void;
@@ -58,6 +64,17 @@ export function runCommand(): Command {
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
+      // The outcome is logged (and alerted when invalid) by the reloader.
+      const onHup = () =>
+        void daemon
+          .reload('SIGHUP')
+          .catch((err: unknown) =>
+            logger.error(
+              { event: 'config.reload_failed', error: String(err) },
+              `SIGHUP: reload failed: ${String(err)}`,
+            ),
+          );
+      process.on('SIGHUP', onHup);
 
       await daemon.start().catch(async (err) => {
         await daemon.stop({ graceMs: 0 });
@@ -74,6 +91,7 @@ export function runCommand(): Command {
       await daemon.stop({ graceMs: grace * 1000 });
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
+      process.off('SIGHUP', onHup);
       process.exitCode = 0;
       // Idle keep-alive sockets to the CA must not hold the process open after a clean stop.
       setTimeout(() => process.exit(0), 2000).unref();

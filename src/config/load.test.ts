@@ -132,4 +132,91 @@ describe('configuration', () => {
     expect(cfg.storage.path).toBe(join(dir, 'le'));
     expect(cfg.certificates[0]?.challenge).toMatchObject({ webroot: join(dir, 'www') });
   });
+  it('says to quote an unquoted wildcard in a flow list, with line and column', () => {
+    const out = problems(`${base}certificates:
+  - name: wild
+    domains: [*.example.com, example.com]
+    challenge: { type: dns-01, provider: exec, command: [/bin/true] }
+`);
+    expect(out).toEqual([
+      'config: line 9, column 15: *.example.com is read as a YAML alias, not as a wildcard name: quote wildcard names, e.g. domains: ["*.example.com"]',
+    ]);
+    try {
+      parseConfigText(`domains: [*.example.com]\n`);
+    } catch (err) {
+      expect((err as ConfigError).hint).toMatch(/write wildcard domains in quotes/);
+    }
+  });
+
+  it('names an alias without an anchor, with line and column', () => {
+    expect(problems(`${base}x: *nothing\n`)[0]).toBe(
+      'config: line 7, column 4: *nothing is a YAML alias, but no anchor &nothing is defined before it (quote the value if you meant the text "*nothing")',
+    );
+  });
+
+  it('shows line and column for every YAML syntax error', () => {
+    for (const text of [
+      'acme: [unclosed\n',
+      'acme:\n  a: 1\n a: 2\n',
+      'a: 1\na: 2\n',
+      'x: "open\n',
+      'a: b: c\n',
+    ]) {
+      const out = problems(text);
+      expect(out.length, text).toBeGreaterThan(0);
+      for (const p of out) expect(p, text).toMatch(/^config: YAML syntax error: .*line \d+, column \d+/);
+    }
+  });
+
+  it("loads 101 certificates sharing one anchor (more than the YAML library's default of 100 aliases)", () => {
+    let text = `${base}x-webroot: &webroot { type: http-01, webroot: /var/www/certbot }\ncertificates:\n`;
+    for (let i = 0; i < 101; i++)
+      text += `  - { name: c${i}, domains: [c${i}.example.com], challenge: *webroot }\n`;
+    // x-webroot is not a config key: the check names it, which shows the aliases were all expanded first.
+    expect(problems(text)).toEqual([
+      '(top level): unknown key "x-webroot" (check the spelling against the config reference in the README)',
+    ]);
+    const ok = text
+      .replace(
+        'x-webroot: &webroot { type: http-01, webroot: /var/www/certbot }\ncertificates:\n',
+        'certificates:\n',
+      )
+      .replace('challenge: *webroot }', 'challenge: &webroot { type: http-01, webroot: /var/www/certbot } }');
+    const cfg = parseConfigText(ok);
+    expect(cfg.certificates).toHaveLength(101);
+    expect(cfg.certificates[100]!.challenge).toEqual({ type: 'http-01', webroot: '/var/www/certbot' });
+  });
+
+  it('refuses an alias bomb as a named configuration error', () => {
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (const [i, l] of ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'].entries()) {
+      const prev = String.fromCharCode(97 + i);
+      levels.push(`${l}: &${l} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+    }
+    let err: unknown;
+    try {
+      parseConfigText(`${levels.join('\n')}\n`, { source: 'bomb.yml' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).kind).toBe('config');
+    expect((err as ConfigError).issues[0]).toMatch(
+      /^bomb\.yml: the YAML aliases expand to more than 10,000 copies .*alias bomb/,
+    );
+  });
+
+  it('leaves $${ inside an environment value alone, and still unescapes $${ in the file', () => {
+    const cfg = parseConfigText(
+      `acme: { directoryUrl: letsencrypt, eab: { kid: "\${KID}", hmacKey: "lit-$\${NOT_A_VAR}" } }\n`,
+      { env: { KID: 'pa$${ss}word-${HOME}' } },
+    );
+    expect(cfg.acme.eab).toEqual({ kid: 'pa$${ss}word-${HOME}', hmacKey: 'lit-${NOT_A_VAR}' });
+  });
+
+  it('tells how to turn the self-check off when selfCheck is given a boolean', () => {
+    expect(problems(`${base}selfCheck: false\n`)).toEqual([
+      'selfCheck: expected a section, not a single value; to turn the self-check off for every certificate write "selfCheck: { enabled: false }" (for one certificate: "challenge: { ..., selfCheck: false }")',
+    ]);
+  });
 });

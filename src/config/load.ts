@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { isAlias, isNode, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Env } from './path.js';
@@ -27,15 +27,22 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
     return `${path}: is required (expected ${issue.expected})`;
   }
+  if (path === 'selfCheck' && issue.code === 'invalid_type') {
+    return 'selfCheck: expected a section, not a single value; to turn the self-check off for every certificate write "selfCheck: { enabled: false }" (for one certificate: "challenge: { ..., selfCheck: false }")';
+  }
   if (issue.code === 'invalid_union' && 'discriminator' in issue && issue.discriminator) {
     return `${path}: ${issue.message.replace('Invalid discriminator value. Expected', 'expected one of')}`;
   }
   return `${path}: ${issue.message}`;
 }
 
-const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** `$${` (an escaped, literal `${`) or a `${VAR}` / `${VAR:-default}` reference, matched in one pass. */
+const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** Replaces ${VAR} and ${VAR:-default} in every string value; `$${` escapes a literal `${`. */
+/**
+ * Replaces ${VAR} and ${VAR:-default} in every string value; `$${` in the file escapes a literal `${`. One pass over
+ * the file's text: what a variable's value holds (a password with `$${` in it) is inserted as it is.
+ */
 export function substituteEnv(
   value: unknown,
   env: Env,
@@ -43,18 +50,16 @@ export function substituteEnv(
   problems: string[] = [],
 ): unknown {
   if (typeof value === 'string') {
-    return value
-      .replace(ENV_REF, (whole, name: string, fallback: string | undefined, offset: number, full: string) => {
-        if (offset > 0 && full[offset - 1] === '$') return whole;
-        const v = env[name];
-        if (v !== undefined && v !== '') return v;
-        if (fallback !== undefined) return fallback;
-        problems.push(
-          `${formatPath(path)}: environment variable ${name} is not set (set it, or write \${${name}:-default})`,
-        );
-        return '';
-      })
-      .replace(/\$\$\{/g, '${');
+    return value.replace(ENV_REF, (_whole, name: string | undefined, fallback: string | undefined) => {
+      if (name === undefined) return '${'; // `$${`
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push(
+        `${formatPath(path)}: environment variable ${name} is not set (set it, or write \${${name}:-default})`,
+      );
+      return '';
+    });
   }
   if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, [...path, i], problems));
   if (value && typeof value === 'object') {
@@ -109,25 +114,94 @@ function resolvePaths(config: Config, baseDir: string): void {
   config.storage.path = abs(config.storage.path);
   if (config.acme.caBundle) config.acme.caBundle = abs(config.acme.caBundle);
   if (config.server.tokenFile) config.server.tokenFile = abs(config.server.tokenFile);
+  for (const n of config.notify) {
+    if (n.type !== 'email') continue;
+    if (n.smtp.passwordFile) n.smtp.passwordFile = abs(n.smtp.passwordFile);
+    if (n.smtp.caBundle) n.smtp.caBundle = abs(n.smtp.caBundle);
+  }
   for (const c of config.certificates) {
     if (c.challenge.type === 'http-01') c.challenge.webroot = abs(c.challenge.webroot);
     for (const d of c.deploy) if (d.type === 'nginx' && d.signal) d.signal.pidFile = abs(d.signal.pidFile);
   }
 }
 
+/**
+ * Alias expansions allowed while turning the YAML into values: 10,000 certificates may share one anchor, while a
+ * "billion laughs" document (aliases of aliases, growing exponentially) is refused before it eats the memory.
+ * The yaml library's default (100) refused 101 certificates sharing one `challenge: *webroot`.
+ */
+export const MAX_ALIAS_EXPANSIONS = 10_000;
+
 /** Parses YAML text. Relative paths in the file are resolved against `baseDir` (the file's folder). */
 export function parseConfigText(
   text: string,
   opts: { env?: Env; baseDir?: string; source?: string } = {},
 ): Config {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const source = opts.source ?? 'config';
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
+  const at = (offset: number) => {
+    const { line, col } = lineCounter.linePos(offset);
+    return `line ${line}, column ${col}`;
+  };
   if (doc.errors.length) {
     throw new ConfigError(
-      doc.errors.map((e) => `${opts.source ?? 'config'}: YAML syntax error: ${e.message.split('\n')[0]}`),
+      doc.errors.map((e) => {
+        const first = e.message.split('\n')[0]!;
+        const where = / at line \d+, column \d+/.test(first) ? '' : ` (${at(e.pos[0])})`;
+        return `${source}: YAML syntax error: ${first}${where}`;
+      }),
       { hint: 'fix the YAML syntax at the line given' },
     );
   }
-  return parseConfig(doc.toJS(), opts);
+  const unresolved = unresolvedAliases(doc);
+  if (unresolved.length) {
+    const wildcard = unresolved.some((a) => a.source.startsWith('.'));
+    throw new ConfigError(
+      unresolved.map((a) =>
+        a.source.startsWith('.')
+          ? `${source}: ${at(a.offset)}: *${a.source} is read as a YAML alias, not as a wildcard name: quote wildcard names, e.g. domains: ["*${a.source}"]`
+          : `${source}: ${at(a.offset)}: *${a.source} is a YAML alias, but no anchor &${a.source} is defined before it (quote the value if you meant the text "*${a.source}")`,
+      ),
+      {
+        hint: wildcard
+          ? 'in YAML a value starting with * is an alias: write wildcard domains in quotes, "*.example.com"'
+          : 'define the anchor (&name) before its alias (*name), or quote the value',
+      },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/excessive alias count/i.test(message)) {
+      throw new ConfigError(
+        [
+          `${source}: the YAML aliases expand to more than ${MAX_ALIAS_EXPANSIONS.toLocaleString('en')} copies (aliases of aliases: an "alias bomb"); refusing to load it`,
+        ],
+        {
+          hint: 'write the repeated parts out, or share one anchor without nesting aliases inside anchored values',
+        },
+      );
+    }
+    throw new ConfigError([`${source}: cannot read the YAML: ${message}`], {
+      hint: 'fix the YAML at the place named',
+    });
+  }
+  return parseConfig(raw, opts);
+}
+
+/** Aliases (`*name`) with no anchor (`&name`) before them, in document order, with their offset in the text. */
+function unresolvedAliases(doc: ReturnType<typeof parseDocument>): { source: string; offset: number }[] {
+  const anchors = new Set<string>();
+  const out: { source: string; offset: number }[] = [];
+  visit(doc, (_key, node) => {
+    if (isAlias(node)) {
+      if (!anchors.has(node.source)) out.push({ source: node.source, offset: node.range?.[0] ?? 0 });
+    } else if (isNode(node) && node.anchor) anchors.add(node.anchor);
+  });
+  return out;
 }
 
 export function loadConfig(file: string, env: Env = process.env): Config {

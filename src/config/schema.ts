@@ -17,6 +17,24 @@ export const DIRECTORY_ALIASES: Record<string, string> = {
   'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
 };
 
+/** Plain http:// only reaches a CA on this machine (a local test CA): anyone on the path could rewrite its answers. */
+export function isAllowedDirectoryUrl(url: string): boolean {
+  if (!URL.canParse(url)) return true; // the URL check itself reports it
+  const u = new URL(url);
+  if (u.protocol === 'https:') return true;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+const PLAIN_HTTP =
+  'plain http:// lets anyone on the network path change what the CA says (tokens, identifiers, certificates); use the CA’s https:// directory URL (http:// is accepted only for 127.0.0.1, ::1 and localhost)';
+
+const directoryUrlSchema = (error: string) =>
+  z
+    .string()
+    .transform((s) => DIRECTORY_ALIASES[s] ?? s)
+    .pipe(z.url({ protocol: /^https?$/, error }).refine(isAllowedDirectoryUrl, { error: PLAIN_HTTP }));
+
 /** A DNS name (optionally "*.") or an IPv4/IPv6 address (kept in its one canonical spelling). */
 const domainSchema = z
   .string()
@@ -62,22 +80,13 @@ export type CertificateConfig = z.infer<typeof certificateSchema>;
 
 export const configSchema = z.strictObject({
   acme: z.strictObject({
-    directoryUrl: z
-      .string()
-      .default('letsencrypt')
-      .transform((s) => DIRECTORY_ALIASES[s] ?? s)
-      .pipe(
-        z.url({
-          protocol: /^https?$/,
-          error: 'expected "letsencrypt", "letsencrypt-staging" or an https:// ACME directory URL',
-        }),
-      ),
+    directoryUrl: directoryUrlSchema(
+      'expected "letsencrypt", "letsencrypt-staging" or an https:// ACME directory URL',
+    ).default(DIRECTORY_ALIASES.letsencrypt!),
     /** Used by `renew --dry-run`; default: letsencrypt-staging when directoryUrl is Let's Encrypt, else directoryUrl. */
-    stagingDirectoryUrl: z
-      .string()
-      .transform((s) => DIRECTORY_ALIASES[s] ?? s)
-      .pipe(z.url({ protocol: /^https?$/ }))
-      .optional(),
+    stagingDirectoryUrl: directoryUrlSchema(
+      'expected "letsencrypt-staging" or an https:// ACME directory URL',
+    ).optional(),
     email: z.email('expected an e-mail address such as ops@example.com').optional(),
     caBundle: z.string().min(1).optional(),
     eab: z.strictObject({ kid: z.string().min(1), hmacKey: z.string().min(1) }).optional(),
@@ -121,15 +130,24 @@ export const configSchema = z.strictObject({
   server: z
     .strictObject({
       listen: z.string().default('127.0.0.1:8080'),
-      token: z.string().min(16, 'use a token of at least 16 characters').optional(),
+      token: z
+        .string()
+        .min(16, 'use a token of at least 16 characters')
+        .regex(/^[\x21-\x7e]+$/, {
+          error:
+            'the token has spaces or characters a bearer header cannot carry, so no request could ever match it: use e.g. the output of `openssl rand -hex 32`',
+        })
+        .optional(),
       tokenFile: z.string().min(1).optional(),
       bodyLimitBytes: z
         .number()
         .int()
         .positive()
         .default(16 * 1024),
+      /** Per-certificate pause between forced renewals through the API (0 = none). */
+      forceCooldownSeconds: z.number().min(0).default(300),
     })
-    .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024 }),
+    .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024, forceCooldownSeconds: 300 }),
   notify: z.array(notifySchema).default([]),
   acmAudit: acmAuditSchema.optional(),
   certificates: z.array(certificateSchema).default([]),

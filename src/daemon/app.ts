@@ -10,11 +10,13 @@ import type { StateCache } from './cache.js';
 import { ApiError } from './errors.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { JobQueue } from './queue.js';
+import type { ReloadOutcome } from './reload.js';
 import { acmRoutes } from './routes/acm.js';
 import { certificatesRoutes } from './routes/certificates.js';
 import { healthRoutes } from './routes/health.js';
 import { jobsRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { reloadRoutes } from './routes/reload.js';
 
 /** Everything the routes use, built once by the daemon and passed to each plugin as its options. */
 export interface AppDeps {
@@ -30,6 +32,43 @@ export interface AppDeps {
   shuttingDown: () => boolean;
   /** The daily ACM audit, when acmAudit is configured. */
   auditor?: AcmAuditor;
+  /** POST /v1/reload: re-read the configuration file (reload.ts). */
+  reload?: () => Promise<ReloadOutcome>;
+  /** Per-certificate pause between forced API renewals (server.forceCooldownSeconds); default 300 s, 0 = none. */
+  forceCooldownMs?: number;
+}
+
+const SECRET_PARAM =
+  /^(?:.*token.*|.*secret.*|.*passw(?:or)?d.*|key|api[_-]?key|auth.*|sig(?:nature)?|code)$/i;
+
+/**
+ * The URL as logged: the path, and the query with the value of every token-like parameter replaced. A client that
+ * puts the API token in `?token=` (or `access_token=`) must not find it in the logs.
+ */
+export function loggableUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((kv) => {
+      const eq = kv.indexOf('=');
+      const k = eq < 0 ? kv : kv.slice(0, eq);
+      let name = k;
+      try {
+        name = decodeURIComponent(k);
+      } catch {
+        /* logged as sent */
+      }
+      return eq >= 0 && SECRET_PARAM.test(name) ? `${k}=[redacted]` : kv;
+    });
+  return `${url.slice(0, q)}?${params.join('&')}`;
+}
+
+/** "/v1/jobs/:id" → a pattern matching concrete paths, for telling 405 from 404. */
+function routePattern(url: string): RegExp {
+  const esc = url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
+  return new RegExp(`^${esc.replace(/:[^/]+/g, '[^/]+')}/?$`);
 }
 
 /** The fastify app, without listening: tests call `app.inject()`. */
@@ -44,7 +83,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: 30_000,
   });
 
-  // JSON bodies, where an empty body means "{}" (curl -X POST without -d).
+  // Which methods each path takes, so that a wrong method gets 405 with Allow instead of 404.
+  const routes: { pattern: RegExp; methods: string[] }[] = [];
+  app.addHook('onRoute', (r) => {
+    const methods = (Array.isArray(r.method) ? r.method : [r.method]).map(String);
+    routes.push({ pattern: routePattern(r.url), methods });
+  });
+
+  // JSON bodies only, where an empty body means "{}" (curl -X POST without -d); text/plain gets 415 like form data.
+  app.removeContentTypeParser('text/plain');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body).trim();
@@ -70,11 +117,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       {
         event: 'http.request',
         method: req.method,
-        url: req.url,
+        url: loggableUrl(req.url),
         status: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime),
       },
-      `${req.method} ${req.url} ${reply.statusCode}`,
+      `${req.method} ${loggableUrl(req.url)} ${reply.statusCode}`,
     );
   });
 
@@ -83,15 +130,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (api.statusCode >= 500) req.log.error({ event: 'http.error', error: err.message }, 'request failed');
     return reply.code(api.statusCode).type('application/json').send(api.toJSON());
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send(new ApiError('CK_ERR_NOT_FOUND', `no endpoint ${req.method} ${req.url}`).toJSON()),
-  );
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
+    const allow = [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))].sort();
+    if (allow.length > 0) {
+      return reply
+        .code(405)
+        .header('allow', allow.join(', '))
+        .send(
+          new ApiError('CK_ERR_METHOD_NOT_ALLOWED', `${path} takes ${allow.join(', ')}, not ${req.method}`, {
+            allow,
+          }).toJSON(),
+        );
+    }
+    return reply
+      .code(404)
+      .send(new ApiError('CK_ERR_NOT_FOUND', `no endpoint ${req.method} ${path}`).toJSON());
+  });
 
   await app.register(healthRoutes, deps);
   await app.register(certificatesRoutes, deps);
   await app.register(jobsRoutes, deps);
   await app.register(metricsRoutes, deps);
   await app.register(acmRoutes, deps);
+  await app.register(reloadRoutes, deps);
   return app;
 }
 

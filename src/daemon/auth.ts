@@ -9,7 +9,7 @@ import { CertkeeperError } from '../errors.js';
  * The shell (CLI) passes its environment in; the token is never logged.
  */
 export async function resolveToken(
-  server: Config['server'],
+  server: Pick<Config['server'], 'token' | 'tokenFile'> & Partial<Config['server']>,
   env: Record<string, string | undefined>,
 ): Promise<string | undefined> {
   if (server.token) return server.token;
@@ -38,6 +38,13 @@ function checkLength(token: string, field: string): string {
       field,
       hint: 'use a long random token, e.g. the output of `openssl rand -hex 32`',
     });
+  }
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new CertkeeperError(
+      'config',
+      `${field}: the API token has spaces or characters a bearer header cannot carry, so no request could match it`,
+      { field, hint: 'use a token without spaces, e.g. the output of `openssl rand -hex 32`' },
+    );
   }
   return token;
 }

@@ -23,12 +23,18 @@ export interface CachedCert {
  */
 export class StateCache {
   private readonly entries = new Map<string, CachedCert>();
-  private readonly configured: Map<string, CertificateConfig>;
+  private configured: Map<string, CertificateConfig>;
 
   constructor(
     private readonly store: Store,
-    private readonly config: Config,
+    private config: Config,
   ) {
+    this.configured = new Map(config.certificates.map((c) => [c.name, c]));
+  }
+
+  /** A reloaded configuration: the next loadAll() reads the certificates it names. */
+  setConfig(config: Config): void {
+    this.config = config;
     this.configured = new Map(config.certificates.map((c) => [c.name, c]));
   }
 

@@ -16,6 +16,7 @@ import { assertListenAllowed, parseListen } from './auth.js';
 import { StateCache } from './cache.js';
 import { DaemonMetrics } from './metrics.js';
 import { type Job, JobQueue, type JobSource } from './queue.js';
+import { ConfigReloader, type ReloadOutcome, type ReloadSource, reloadUnavailable } from './reload.js';
 import { Scheduler, type Timers } from './scheduler.js';
 
 export interface DaemonOptions {
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   processMetrics?: boolean;
   /** ACM clients for the audit (tests); by default the real client per region with the SDK's own settings. */
   acmClientFor?: (region: string) => ACMClient;
+  /** Reads and validates the configuration file again, for SIGHUP and POST /v1/reload (see reload.ts). */
+  loadConfig?: () => Promise<Config>;
 }
 
 const DAY = 86_400_000;
@@ -66,8 +69,11 @@ export class Daemon {
   private caBundlePem?: string;
   private pipelineLoaded = false;
 
+  /** Reloaded configurations replace it between jobs (reload.ts). */
+  readonly reloader: ConfigReloader;
+
   constructor(
-    readonly config: Config,
+    public config: Config,
     private readonly opts: DaemonOptions,
   ) {
     this.logger = opts.logger;
@@ -96,7 +102,7 @@ export class Daemon {
       this.metrics.attachAudit(this.auditor);
     }
     this.queue = new JobQueue((job, signal) => this.runJob(job, signal), {
-      allNames: () => config.certificates.map((c) => c.name),
+      allNames: () => this.config.certificates.map((c) => c.name),
       logger: this.logger,
       now: this.now,
       onFinished: (job) => this.afterJob(job),
@@ -111,6 +117,32 @@ export class Daemon {
       now: this.now,
       onTick: (source) => void this.tick(source),
     });
+    this.reloader = new ConfigReloader({
+      load: opts.loadConfig ?? (() => Promise.reject(reloadUnavailable())),
+      target: this,
+      logger: this.logger,
+      registry: this.metrics.registry,
+      now: this.now,
+    });
+  }
+
+  /** SIGHUP / POST /v1/reload: re-read the configuration; an invalid one keeps this one running (reload.ts). */
+  reload(source: ReloadSource = 'api'): Promise<ReloadOutcome> {
+    return this.reloader.reload(source);
+  }
+
+  /** Called by the reloader with a validated configuration; a running job keeps the one it started with. */
+  async useConfig(next: Config): Promise<void> {
+    this.config = next;
+    this.cache.setConfig(next);
+    this.alerts.setTargets(next.notify);
+    this.scheduler.reschedule(next.schedule);
+    this.directory = undefined;
+    this.caBundlePem = next.acme.caBundle
+      ? await readFile(next.acme.caBundle, 'utf8').catch(() => undefined)
+      : undefined;
+    await this.cache.loadAll();
+    await this.tick('reload');
   }
 
   /** Loads the store, builds the API, starts the schedule and (by default) checks every certificate once. */
@@ -127,12 +159,14 @@ export class Daemon {
       logger: this.logger,
       token: this.opts.token,
       bodyLimitBytes: this.config.server.bodyLimitBytes,
+      forceCooldownMs: this.config.server.forceCooldownSeconds * 1000,
       queue: this.queue,
       cache: this.cache,
       metrics: this.metrics,
       now: this.now,
       configuredNames: () => this.config.certificates.map((c) => c.name),
       shuttingDown: () => this.stopping,
+      reload: () => this.reload('api'),
       auditor: this.auditor,
     });
     this.scheduler.start();

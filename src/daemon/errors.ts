@@ -41,12 +41,27 @@ export const API_ERRORS = {
   CK_ERR_NOT_FOUND: {
     status: 404,
     message: 'no such endpoint',
-    hint: 'see the README for the endpoints: /v1/renew, /v1/jobs/:id, /v1/certificates, /v1/acm/findings, /healthz, /readyz, /metrics',
+    hint: 'see the README for the endpoints: /v1/renew, /v1/reload, /v1/jobs/:id, /v1/certificates, /v1/acm/findings, /healthz, /readyz, /metrics',
   },
   CK_ERR_METHOD_NOT_ALLOWED: {
     status: 405,
     message: 'method not allowed here',
     hint: 'see the README for which method each endpoint takes',
+  },
+  CK_ERR_CONFIG_INVALID: {
+    status: 422,
+    message: 'the configuration file does not validate; the daemon keeps running the previous configuration',
+    hint: 'fix the problems listed (certkeeper check-config shows them too), then reload again',
+  },
+  CK_ERR_RELOAD_UNAVAILABLE: {
+    status: 409,
+    message: 'this daemon was not started from a configuration file',
+    hint: 'start it with certkeeper run --config FILE (or CERTKEEPER_CONFIG) to reload that file',
+  },
+  CK_ERR_FORCE_COOLDOWN: {
+    status: 429,
+    message: 'this certificate was force-renewed moments ago',
+    hint: 'wait for Retry-After seconds, or renew without force (the schedule renews when due); the pause is server.forceCooldownSeconds',
   },
   CK_ERR_SHUTTING_DOWN: {
     status: 503,

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { CertResult, RenewReport } from '../renew.js';
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type JobSource = 'api' | 'schedule' | 'startup' | 'wake';
+export type JobSource = 'api' | 'schedule' | 'startup' | 'wake' | 'reload';
 
 export interface JobRequest {
   /** Certificate names; empty or absent: every configured certificate. */

@@ -51,7 +51,7 @@ export interface SchedulerOptions {
  * a second later — and a check at most MAX_CHECK_INTERVAL_MS after the last one whatever the cron says.
  */
 export class Scheduler {
-  readonly expression: string;
+  expression: string;
   private task?: { stop(): unknown; destroy(): unknown };
   private wake?: unknown;
   private heartbeat?: unknown;
@@ -60,7 +60,7 @@ export class Scheduler {
   private readonly timers: Timers;
   private readonly random: () => number;
 
-  constructor(private readonly opts: SchedulerOptions) {
+  constructor(private opts: SchedulerOptions) {
     this.random = opts.random ?? Math.random;
     this.timers = opts.timers ?? realTimers;
     this.expression = opts.cron ?? defaultCron(this.random);
@@ -77,6 +77,28 @@ export class Scheduler {
         field: 'schedule.timezone',
         hint: 'use an IANA name such as UTC or Europe/Berlin',
       });
+    }
+  }
+
+  /**
+   * A reloaded schedule (already validated by constructing a Scheduler with it): re-arms the cron task with the new
+   * expression, time zone and jitter; the wake timer stays.
+   */
+  reschedule(next: Pick<SchedulerOptions, 'cron' | 'timezone' | 'jitterSeconds'>): void {
+    const expression =
+      next.cron ?? (this.opts.cron === undefined ? this.expression : defaultCron(this.random));
+    if (
+      expression === this.expression &&
+      next.timezone === this.opts.timezone &&
+      next.jitterSeconds === this.opts.jitterSeconds
+    )
+      return;
+    this.opts = { ...this.opts, ...next };
+    this.expression = expression;
+    if (this.task && !this.stopped) {
+      void this.task.stop();
+      void this.task.destroy();
+      this.start();
     }
   }
 

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import * as email from './email.js';
 import type { NotifyConfig } from './schema.js';
 import * as slack from './slack.js';
 import type { Alert, Notifier } from './types.js';
@@ -12,6 +13,8 @@ export function createNotifier(config: NotifyConfig, timeoutMs?: number): Notifi
       return webhook.create(config, timeoutMs);
     case 'slack':
       return slack.create(config, timeoutMs);
+    case 'email':
+      return email.create(config, timeoutMs);
   }
 }
 
@@ -46,7 +49,7 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
  * Also remembers when the 'expiring' alert was last sent per certificate, so it repeats daily until fixed.
  */
 export class AlertDispatcher {
-  private readonly notifiers: Notifier[];
+  private notifiers: Notifier[];
   private readonly pending = new Set<Promise<void>>();
   private readonly lastExpiring = new Map<string, number>();
   private readonly lastAudit = new Map<string, number>();
@@ -68,6 +71,11 @@ export class AlertDispatcher {
     this.now = opts.now ?? (() => new Date());
     this.sleep = opts.sleep ?? abortableSleep;
     this.delays = opts.retryDelaysMs ?? [1000, 5000, 30_000];
+  }
+
+  /** A reloaded configuration's targets; deliveries in flight finish with the old ones. */
+  setTargets(targets: NotifyConfig[]): void {
+    this.notifiers = targets.map((t) => createNotifier(t, this.opts.timeoutMs));
   }
 
   get size(): number {
@@ -137,7 +145,7 @@ export class AlertDispatcher {
             error: (err as Error).message,
           },
           last
-            ? `could not deliver the ${alert.event} alert to ${n.name}; giving up (check the notify URL and that it accepts POSTs)`
+            ? `could not deliver the ${alert.event} alert to ${n.name}; giving up (check the target's address, and for e-mail the SMTP settings)`
             : `alert to ${n.name} failed, retrying`,
         );
         if (last) break;

@@ -1,4 +1,4 @@
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { IssuedCertificate } from '../core/certificate.js';
@@ -6,7 +6,7 @@ import type { KeyType } from '../core/keys.js';
 import { certInfo, splitPemChain } from '../crypto/pem.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { exists, readIfExists, symlinkAtomic, writeFileAtomic } from './fsutil.js';
+import { exists, readIfExists, storageError, symlinkAtomic, writeFileAtomic } from './fsutil.js';
 import { FileLocker, lockedError } from './lock.js';
 import type { CertState } from './state.js';
 import type { SaveInput, Store } from './types.js';
@@ -17,11 +17,25 @@ export const LIVE_FILES = ['cert', 'chain', 'fullchain', 'privkey'] as const;
 type LiveFile = (typeof LIVE_FILES)[number];
 
 const CURRENT = '.current';
+/**
+ * live/<name>/combined.pem: fullchain and private key in one file (0600), switched with the other four. A reader
+ * that takes certificate and key from one open of it (HAProxy's `crt`, most TLS libraries) can never pair a new
+ * certificate with an old key. Not part of certbot's layout; versions written before it existed get it on rollback.
+ */
+export const COMBINED = 'combined';
+
+/** What the combined file holds: the full chain, then the key. */
+export function combinedPem(fullchainPem: string, keyPem: string): string {
+  const tail = (t: string) => (t.endsWith('\n') ? t : `${t}\n`);
+  return tail(fullchainPem) + tail(keyPem);
+}
 
 const README = `This folder is managed by certkeeper.
 cert.pem, chain.pem, fullchain.pem and privkey.pem point (through .current) at the
 version in ../../archive/<name>/ that is live now. Point your server at these paths;
-never move or edit them. A renewal switches all four at once.
+never move or edit them. A renewal switches all of them at once. combined.pem holds
+fullchain and private key in one file (0600): a server that reads certificate and key
+from one open of it never sees a new certificate with an old key.
 `;
 
 /**
@@ -30,8 +44,13 @@ never move or edit them. A renewal switches all four at once.
  *   archive/<name>/.vN/{cert,...}.pem -> ../certN.pem      the set as a folder
  *   live/<name>/.current -> ../../archive/<name>/.vN       switched with one rename
  *   live/<name>/{cert,...}.pem -> .current/{cert,...}.pem  what nginx reads
- * One rename(2) of `.current` switches all four files: no reader sees a new certificate with an old key,
- * and a crash leaves either the old set or the new set live.
+ *   live/<name>/combined.pem -> .current/combined.pem     fullchain + key in one file (0600)
+ * One rename(2) of `.current` switches all files, and a crash leaves either the old set or the new set live.
+ * What a reader sees: one open of combined.pem always gives a matching certificate and key; so does a reader that
+ * resolves `.current` once and reads its files. A reader that opens cert/fullchain and privkey separately through
+ * live/ (nginx does, even when both directives name combined.pem) can straddle a switch; nginx then refuses the pair
+ * ("key values mismatch") and keeps serving the set it had, and the reload certkeeper sends after the switch loads
+ * the new one.
  */
 export class CertStore implements Store {
   readonly locker: FileLocker;
@@ -139,9 +158,13 @@ export class CertStore implements Store {
       fullchain: blocks.join(''),
       privkey: input.keyPem,
     };
-    await this.ensureIndirection(name);
+    await this.ensureIndirection(name).catch((err: unknown) => {
+      throw storageError(err, this.liveDir(name));
+    });
     const archive = this.archiveDir(name);
-    await fs.mkdir(archive, { recursive: true, mode: 0o755 });
+    await fs.mkdir(archive, { recursive: true, mode: 0o755 }).catch((err: unknown) => {
+      throw storageError(err, archive);
+    });
     const version = ((await this.versions(name)).at(-1) ?? 0) + 1;
     // 1. the files themselves (a crash here leaves unreferenced files, never a partial live set)
     await Promise.all(
@@ -149,11 +172,23 @@ export class CertStore implements Store {
         writeFileAtomic(join(archive, `${f}${version}.pem`), files[f], f === 'privkey' ? 0o600 : 0o644),
       ),
     );
-    // 2. the version folder
+    await writeFileAtomic(
+      join(archive, `${COMBINED}${version}.pem`),
+      combinedPem(files.fullchain, files.privkey),
+      0o600,
+    );
+    // 2. the version folder (an explicit mode: umask 000 must not make it world-writable)
     const vdir = join(archive, `.v${version}`);
-    await fs.rm(vdir, { recursive: true, force: true });
-    await fs.mkdir(vdir);
-    await Promise.all(LIVE_FILES.map((f) => fs.symlink(`../${f}${version}.pem`, join(vdir, `${f}.pem`))));
+    try {
+      await fs.rm(vdir, { recursive: true, force: true });
+      await fs.mkdir(vdir, { mode: 0o755 });
+      await Promise.all(
+        [...LIVE_FILES, COMBINED].map((f) => fs.symlink(`../${f}${version}.pem`, join(vdir, `${f}.pem`))),
+      );
+    } catch (err) {
+      throw storageError(err, vdir);
+    }
+    await this.ensureCombinedLink(name);
     // 3. the switch
     await this.pointCurrentAt(name, version);
     const info = certInfo(files.cert);
@@ -178,20 +213,33 @@ export class CertStore implements Store {
     return live;
   }
 
-  /** Switches live back to the newest complete version older than the current one. */
+  /**
+   * Switches live back to the newest complete, verified version older than the current one: its version folder
+   * links the four files, they parse, the key opens the certificate and the full chain starts with it. A folder
+   * left half-made by a crash (or by hand) is never made live.
+   */
   async rollback(name: string): Promise<IssuedCertificate | undefined> {
     const cur = await this.currentVersion(name);
-    // Only versions with a .vN folder were ever complete (the folder is made after all four files are written).
-    const complete = (await readdirSafe(this.archiveDir(name)))
+    const candidates = (await readdirSafe(this.archiveDir(name)))
       .map((e) => /^\.v(\d+)$/.exec(e)?.[1])
       .filter((v): v is string => v !== undefined)
       .map(Number)
       .filter((v) => cur === undefined || v < cur)
-      .sort((a, b) => a - b);
-    const prev = complete.at(-1);
+      .sort((a, b) => b - a);
+    let prev: number | undefined;
+    let leaf = '';
+    for (const v of candidates) {
+      const checked = await this.verifiedVersion(name, v);
+      if (checked) {
+        prev = v;
+        leaf = checked.cert;
+        break;
+      }
+    }
     if (prev === undefined) return undefined;
+    await this.ensureCombined(name, prev);
+    await this.ensureCombinedLink(name);
     await this.pointCurrentAt(name, prev);
-    const leaf = await fs.readFile(join(this.archiveDir(name), `cert${prev}.pem`), 'utf8');
     const info = certInfo(leaf);
     const state = await this.readState(name);
     await this.updateState(name, {
@@ -204,6 +252,49 @@ export class CertStore implements Store {
     return this.current(name);
   }
 
+  /** The files of version `v` when its folder is complete and they form a matching set; undefined otherwise. */
+  private async verifiedVersion(name: string, v: number): Promise<Record<LiveFile, string> | undefined> {
+    const vdir = join(this.archiveDir(name), `.v${v}`);
+    const files = {} as Record<LiveFile, string>;
+    for (const f of LIVE_FILES) {
+      const link = await fs.readlink(join(vdir, `${f}.pem`)).catch(() => undefined);
+      if (link !== `../${f}${v}.pem`) return undefined;
+      const text = await readIfExists(join(this.archiveDir(name), `${f}${v}.pem`)).catch(() => undefined);
+      // chain.pem is empty for a self-signed placeholder; every other file has content
+      if (text === undefined || (text === '' && f !== 'chain')) return undefined;
+      files[f] = text;
+    }
+    try {
+      const leaf = new X509Certificate(files.cert);
+      const first = splitPemChain(files.fullchain)[0];
+      if (!first || new X509Certificate(first).fingerprint256 !== leaf.fingerprint256) return undefined;
+      if (!leaf.checkPrivateKey(createPrivateKey(files.privkey))) return undefined;
+    } catch {
+      return undefined;
+    }
+    return files;
+  }
+
+  /** Version `v`'s combined file and its link in the version folder, for versions written before it existed. */
+  private async ensureCombined(name: string, v: number): Promise<void> {
+    const archive = this.archiveDir(name);
+    const link = join(archive, `.v${v}`, `${COMBINED}.pem`);
+    if (await exists(link)) return;
+    const [fullchain, key] = await Promise.all([
+      fs.readFile(join(archive, `fullchain${v}.pem`), 'utf8'),
+      fs.readFile(join(archive, `privkey${v}.pem`), 'utf8'),
+    ]);
+    await writeFileAtomic(join(archive, `${COMBINED}${v}.pem`), combinedPem(fullchain, key), 0o600);
+    await fs.symlink(`../${COMBINED}${v}.pem`, link);
+  }
+
+  /** live/<name>/combined.pem → .current/combined.pem, made once. */
+  private async ensureCombinedLink(name: string): Promise<void> {
+    const path = join(this.liveDir(name), `${COMBINED}.pem`);
+    if ((await fs.readlink(path).catch(() => undefined)) === `${CURRENT}/${COMBINED}.pem`) return;
+    await symlinkAtomic(`${CURRENT}/${COMBINED}.pem`, path);
+  }
+
   private async pointCurrentAt(name: string, version: number): Promise<void> {
     const live = this.liveDir(name);
     const target = relative(live, join(this.archiveDir(name), `.v${version}`));
@@ -212,7 +303,7 @@ export class CertStore implements Store {
 
   private async makeVersionDir(name: string, version: number): Promise<void> {
     const vdir = join(this.archiveDir(name), `.v${version}`);
-    await fs.mkdir(vdir, { recursive: true });
+    await fs.mkdir(vdir, { recursive: true, mode: 0o755 });
     for (const f of LIVE_FILES) {
       const link = join(vdir, `${f}.pem`);
       await fs.rm(link, { force: true });
@@ -235,7 +326,7 @@ export class CertStore implements Store {
       // Adopt: copy what is served now into a new archive version and point .current at it.
       const contents = await Promise.all(LIVE_FILES.map((f) => readIfExists(paths[f])));
       const archive = this.archiveDir(name);
-      await fs.mkdir(archive, { recursive: true });
+      await fs.mkdir(archive, { recursive: true, mode: 0o755 });
       const version = ((await this.versions(name)).at(-1) ?? 0) + 1;
       const fullchain = contents[2]!;
       const blocks = splitPemChain(fullchain);
@@ -249,6 +340,7 @@ export class CertStore implements Store {
         await writeFileAtomic(join(archive, `${f}${version}.pem`), fill[f], f === 'privkey' ? 0o600 : 0o644);
       }
       await this.makeVersionDir(name, version);
+      if (fill.privkey) await this.ensureCombined(name, version);
       await this.pointCurrentAt(name, version);
     }
     for (const f of LIVE_FILES) await symlinkAtomic(`${CURRENT}/${f}.pem`, paths[f]);

@@ -45,6 +45,8 @@ export interface PebbleHandle {
   intermediatePem(): Promise<string>;
   setTxt(host: string, value: string): Promise<void>;
   clearTxt(host: string): Promise<void>;
+  /** Stops Pebble and starts it again on the same ports: a CA reset, every account and order forgotten. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -151,11 +153,8 @@ async function startPebbleOnce(opts: PebbleOptions): Promise<PebbleHandle> {
     const cts = spawnChalltestsrv({ dnsPort: dnsPort as number, mgmtPort: ctsPort as number, dir });
     procs.push(cts);
 
-    const pebble = spawnManaged(
-      'pebble',
-      PEBBLE_BIN,
-      ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`],
-      {
+    const spawnPebble = () =>
+      spawnManaged('pebble', PEBBLE_BIN, ['-config', configPath, '-dnsserver', `127.0.0.1:${dnsPort}`], {
         logPath: join(dir, 'pebble.log'),
         cwd: dir,
         env: {
@@ -164,8 +163,8 @@ async function startPebbleOnce(opts: PebbleOptions): Promise<PebbleHandle> {
           PEBBLE_WFE_NONCEREJECT: String(opts.nonceReject ?? 0),
           ...opts.env,
         },
-      },
-    );
+      });
+    let pebble = spawnPebble();
     procs.push(pebble);
 
     const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
@@ -181,16 +180,19 @@ async function startPebbleOnce(opts: PebbleOptions): Promise<PebbleHandle> {
       throw new Error(
         `pebble-challtestsrv did not start (exit: ${cts.exitCode() ?? 'still running'}):\n${cts.tail()}`,
       );
-    const pebbleReady = await pollUntil(
-      async () => (await simpleRequest(directoryUrl, { ca: caPem, timeoutMs: 1000 })).status === 200,
-      { attempts: READY_ATTEMPTS, abort: dead },
-    );
-    if (!pebbleReady) {
-      throw new Error(
-        `Pebble did not serve ${directoryUrl} (exit: ${pebble.exitCode() ?? 'still running'}):\n${pebble.tail()}\n` +
-          `challtestsrv:\n${cts.tail(10)}`,
+    const waitForPebble = async () => {
+      const pebbleReady = await pollUntil(
+        async () => (await simpleRequest(directoryUrl, { ca: caPem, timeoutMs: 1000 })).status === 200,
+        { attempts: READY_ATTEMPTS, abort: dead },
       );
-    }
+      if (!pebbleReady) {
+        throw new Error(
+          `Pebble did not serve ${directoryUrl} (exit: ${pebble.exitCode() ?? 'still running'}):\n${pebble.tail()}\n` +
+            `challtestsrv:\n${cts.tail(10)}`,
+        );
+      }
+    };
+    await waitForPebble();
 
     const mgmtGet = async (path: string): Promise<string> => {
       const res = await simpleRequest(`${managementUrl}${path}`, { ca: caPem });
@@ -219,6 +221,13 @@ async function startPebbleOnce(opts: PebbleOptions): Promise<PebbleHandle> {
       intermediatePem: () => mgmtGet('/intermediates/0'),
       setTxt: (host, value) => ctsPost('/set-txt', { host: fqdn(host), value }),
       clearTxt: (host) => ctsPost('/clear-txt', { host: fqdn(host) }),
+      async restart() {
+        await pebble.stop();
+        procs.splice(procs.indexOf(pebble), 1);
+        pebble = spawnPebble();
+        procs.push(pebble);
+        await waitForPebble();
+      },
       async stop() {
         if (stopped) return;
         stopped = true;

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertkeeperError } from '../../errors.js';
 import { silentLogger } from '../../log.js';
@@ -54,9 +55,11 @@ describe('exec DNS provider', () => {
     ]);
   });
 
-  it('fails on a non-zero exit with the stderr tail, the program and what to do', async () => {
+  it('fails on a non-zero exit naming the program and what to do; the stderr tail goes to the log only', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => lines.push(l) });
     const err = await solver('fail', join(dir, 'fail.log'))
-      .present(ch, ctx)
+      .present(ch, { logger })
       .catch((e) => e);
     expect(err).toBeInstanceOf(CertkeeperError);
     expect(err.kind).toBe('challenge');
@@ -64,8 +67,26 @@ describe('exec DNS provider', () => {
     expect(err.cert).toBe('exec-cert');
     expect(err.domain).toBe('e.dns01.test');
     expect(err.message).toContain('exited with code 3');
-    expect(err.message).toContain('error: zone not found for e.dns01.test');
+    expect(err.message).not.toContain('zone not found');
+    expect(err.message).toContain('challenge.exec_stderr');
     expect(err.hint).toMatch(/exit 0/);
+    const logged = lines.map((l) => JSON.parse(l)).find((l) => l.event === 'challenge.exec_stderr');
+    expect(logged?.stderr).toContain('error: zone not found for e.dns01.test');
+  });
+
+  it('keeps secrets a failing program prints out of the error and redacts them in the log', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => lines.push(l) });
+    const err = await solver('leak', join(dir, 'leak.log'))
+      .present(ch, { logger })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(CertkeeperError);
+    expect(JSON.stringify(err.toJSON())).not.toMatch(/SECRET/);
+    expect(err.describe()).not.toMatch(/SECRET/);
+    const all = lines.join('\n');
+    expect(all).toContain('challenge.exec_stderr');
+    expect(all).toContain('dns.example');
+    expect(all).not.toMatch(/SECRET/);
   });
 
   it('kills the program (and its children) at the timeout', async () => {

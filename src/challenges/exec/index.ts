@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { CertkeeperError } from '../../errors.js';
+import { redactText } from '../../log.js';
 import { findAuthoritativeNameservers, type TxtExpectation, waitForTxtRecords } from '../dns-propagation.js';
 import {
   type ChallengeInput,
@@ -160,7 +161,24 @@ export function create(config: ExecChallengeConfig, deps: ExecDeps): ChallengeSo
       : result.signal
         ? `was killed by ${result.signal}`
         : `exited with code ${result.code}`;
-    const tail = result.stderrTail ? `; stderr: ${result.stderrTail.split('\n').slice(-10).join('\n')}` : '';
+    // The program's own words stay in the log (redacted): they can carry a DNS API token, and the error message
+    // ends up in the API, alerts and the state file.
+    const stderrLines = result.stderrTail ? result.stderrTail.split('\n').slice(-10) : [];
+    if (stderrLines.length) {
+      logger.warn(
+        {
+          event: 'challenge.exec_stderr',
+          cert: ch.certName,
+          domain: ch.domain,
+          action,
+          stderr: redactText(stderrLines.join('\n')),
+        },
+        `exec DNS program ${program} ${action} ${what}; its stderr follows (redacted)`,
+      );
+    }
+    const tail = stderrLines.length
+      ? ' (its stderr is in the certkeeper log, event challenge.exec_stderr)'
+      : '';
     throw new CertkeeperError(
       'challenge',
       `exec DNS program ${program} ${action} ${ch.dnsRecordName} ${what}${tail}`,

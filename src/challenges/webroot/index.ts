@@ -1,7 +1,10 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isValidChallengeToken } from '../../acme/inbound.js';
 import { urlHost } from '../../config/ip.js';
 import { CertkeeperError } from '../../errors.js';
+import { ensureDirNoFollow, realpathInside, writeFileNoFollow } from '../../store/fsutil.js';
 import { lookupVia, makeResolver, probeUrl, resolveForProbe } from '../http-probe.js';
 import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
 import type { WebrootChallengeConfig } from './schema.js';
@@ -27,11 +30,14 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
   const solver: ChallengeSolver = {
     type: 'http-01',
     async present(ch: ChallengeInput) {
+      const file = tokenPath(ch);
       try {
-        await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-        await fs.writeFile(join(dir, ch.token), ch.keyAuthorization, { mode: 0o644 });
-        await fs.chmod(join(dir, ch.token), 0o644);
+        await challengeDir();
+        // Created with its mode, exclusively, never through a link: a user who can write the webroot cannot
+        // redirect this root-owned write (or a chmod) to another file.
+        await writeFileNoFollow(file, ch.keyAuthorization, 0o644, { replace: true });
       } catch (err) {
+        if (err instanceof CertkeeperError) throw err;
         throw new CertkeeperError(
           'challenge',
           `cannot write the challenge file under ${dir}: ${(err as Error).message}`,
@@ -45,7 +51,13 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
       }
     },
     async cleanup(ch: ChallengeInput) {
-      await fs.rm(join(dir, ch.token), { force: true });
+      const file = tokenPath(ch);
+      // The folder may have been swapped for a link since present(): remove nothing outside it.
+      if ((await realpathInside(config.webroot, WELL_KNOWN)) === undefined) return;
+      // unlink never follows a link at the last component; a planted link is removed, not its target.
+      await fs.unlink(file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
     },
     async check(chs: ChallengeInput[], ctx: SolverContext) {
       if (!selfCheck) return;
@@ -53,18 +65,54 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
     },
   };
 
+  /** <dir>/<token>, for a token that can only be a file name (RFC 8555 base64url; the order checked it too). */
+  function tokenPath(ch: ChallengeInput): string {
+    if (!isValidChallengeToken(ch.token)) {
+      throw new CertkeeperError('challenge', 'refusing a challenge token that is not RFC 8555 base64url', {
+        cert: ch.certName,
+        domain: ch.domain,
+        code: 'CK_ERR_ACME_BAD_TOKEN',
+        hint: 'the CA sent a token that could name another file; check acme.directoryUrl (use https://)',
+      });
+    }
+    return join(dir, ch.token);
+  }
+
+  /** Makes <webroot>/.well-known/acme-challenge (0755) and refuses it when any part of it is a link. */
+  async function challengeDir(): Promise<void> {
+    // The webroot itself comes from the configuration (made when missing, as before); below it nothing is trusted.
+    await fs.mkdir(config.webroot, { recursive: true, mode: 0o755 });
+    let d = config.webroot;
+    for (const part of WELL_KNOWN.split(/[\\/]/)) {
+      d = join(d, part);
+      await ensureDirNoFollow(d, 0o755);
+    }
+    if ((await realpathInside(config.webroot, WELL_KNOWN)) === undefined) {
+      throw new CertkeeperError('challenge', `${dir} resolves outside ${config.webroot} (a symbolic link)`, {
+        code: 'CK_ERR_WEBROOT_LINK',
+        hint: `replace the link with a plain folder: rm ${dir} and let certkeeper create it; only root should be able to write ${config.webroot}`,
+      });
+    }
+  }
+
   /**
    * Nothing listening yet is retried briefly (nginx may still be starting on the placeholder at first boot);
    * any HTTP answer is final.
    */
-  async function probeWithRetry(url: string): Promise<Awaited<ReturnType<typeof probeUrl>>> {
+  async function probeWithRetry(
+    url: string,
+    signal: AbortSignal | undefined,
+  ): Promise<Awaited<ReturnType<typeof probeUrl>>> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await probeUrl(url, { lookup, timeoutMs });
+        return await probeUrl(url, { lookup, timeoutMs, signal });
       } catch (err) {
+        if (signal?.aborted) throw signal.reason;
         const code = (err as NodeJS.ErrnoException).code;
         if (attempt >= CONNECT_ATTEMPTS || (code !== 'ECONNREFUSED' && code !== 'ECONNRESET')) throw err;
-        await new Promise((r) => setTimeout(r, 500 * attempt));
+        await sleep(500 * attempt, { signal }).catch(() => {
+          throw signal?.reason;
+        });
       }
     }
   }
@@ -80,11 +128,12 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
         hint,
         cause,
       });
-    const servedHint = `make nginx serve ${config.webroot} at http://${ch.domain}/.well-known/acme-challenge/ (location ^~ /.well-known/acme-challenge/ { root ${config.webroot}; }) — if the site moved to S3/a CDN, route that path back to this server or switch the certificate to dns-01; to skip this check set selfCheck: false`;
+    const servedHint = `make nginx serve ${config.webroot} at http://${ch.domain}/.well-known/acme-challenge/ (location ^~ /.well-known/acme-challenge/ { root ${config.webroot}; }) — if the site moved to S3/a CDN, route that path back to this server or switch the certificate to dns-01; to skip this check set selfCheck: false in this certificate's challenge (or selfCheck: { enabled: false } at the top level for all)`;
     let res: Awaited<ReturnType<typeof probeUrl>>;
     try {
-      res = await probeWithRetry(url);
+      res = await probeWithRetry(url, ctx.signal);
     } catch (err) {
+      if (ctx.signal?.aborted) throw ctx.signal.reason;
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
         throw fail(

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CertkeeperError } from '../../errors.js';
-import type { AppDeps } from '../app.js';
+import { type AppDeps, loggableUrl } from '../app.js';
 import { checkBearer } from '../auth.js';
 import { ApiError } from '../errors.js';
 
@@ -47,7 +47,7 @@ export async function jobsRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
     if (deps.token === undefined) return;
     if (!checkBearer(req.headers.authorization, deps.token)) {
       req.log.warn(
-        { event: 'http.unauthorized', url: req.url, ip: req.ip },
+        { event: 'http.unauthorized', url: loggableUrl(req.url), ip: req.ip },
         'rejected: missing or wrong token',
       );
       throw new ApiError(
@@ -56,6 +56,10 @@ export async function jobsRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       );
     }
   };
+
+  // Forced renewals skip every schedule and backoff: one token holder must not be able to burn the CA's rate limits.
+  const cooldownMs = deps.forceCooldownMs ?? 300_000;
+  const lastForced = new Map<string, number>();
 
   app.post('/v1/renew', { onRequest: requireToken }, async (req, reply) => {
     const body = parseRenewBody(req.body);
@@ -67,6 +71,22 @@ export async function jobsRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
         `unknown certificate name${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`,
         { names: unknown },
       );
+    }
+    const forcedNames = body.force && !body.dryRun ? (body.names?.length ? body.names : [...configured]) : [];
+    const nowMs = deps.now().getTime();
+    if (cooldownMs > 0 && forcedNames.length) {
+      const cooling = forcedNames.filter((n) => nowMs - (lastForced.get(n) ?? -Infinity) < cooldownMs);
+      if (cooling.length) {
+        const waitS = Math.ceil(
+          Math.max(...cooling.map((n) => cooldownMs - (nowMs - lastForced.get(n)!))) / 1000,
+        );
+        reply.header('retry-after', String(waitS));
+        throw new ApiError(
+          'CK_ERR_FORCE_COOLDOWN',
+          `${cooling.join(', ')} ${cooling.length > 1 ? 'were' : 'was'} force-renewed less than ${Math.round(cooldownMs / 1000)} s ago; retry in ${waitS} s`,
+          { names: cooling, retryAfterSeconds: waitS },
+        );
+      }
     }
     let submitted: ReturnType<AppDeps['queue']['submit']>;
     try {
@@ -84,6 +104,7 @@ export async function jobsRoutes(app: FastifyInstance, deps: AppDeps): Promise<v
       throw err;
     }
     const { job, coalesced } = submitted;
+    if (!coalesced) for (const n of forcedNames) lastForced.set(n, nowMs);
     return reply
       .code(202)
       .header('location', `/v1/jobs/${job.id}`)
