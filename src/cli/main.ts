@@ -145,7 +145,7 @@ export function buildProgram(): Command {
             ? `http-01 webroot ${c.challenge.webroot}`
             : `dns-01 ${c.challenge.provider}`;
         process.stdout.write(
-          `  ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${ch}${c.deploy.length ? `, deploy: ${c.deploy.map((d) => d.type).join(', ')}` : ''})\n`,
+          `  ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${ch}${c.profile ? `, profile ${c.profile}` : ''}${c.deploy.length ? `, deploy: ${c.deploy.map((d) => d.type).join(', ')}` : ''})\n`,
         );
       }
       if (o.preflight) {
