@@ -205,7 +205,10 @@ describe('daily ACM audit in the daemon', () => {
         inUseBy: [ALB],
       },
     });
-    expect(String(hooks[0]!.hint)).toContain('request a DNS-validated replacement');
+    // acmAudit.replace is off: the alert carries the exact command.
+    expect(hooks[0]!.hint).toBe(
+      `run: certkeeper acm replace ${arn.email} --dry-run, then certkeeper acm replace ${arn.email} --yes (or set acmAudit.replace: true to let the daemon do it)`,
+    );
     const slack = alertsOf('/slack');
     expect(slack).toHaveLength(1);
     expect(String(slack[0]!.text)).toContain('mail-validated.example.test');

@@ -3,7 +3,7 @@ import { execChallengeSchema } from '../challenges/exec/schema.js';
 import { route53ChallengeSchema } from '../challenges/route53/schema.js';
 import { webrootChallengeSchema } from '../challenges/webroot/schema.js';
 import { KEY_TYPES } from '../core/keys.js';
-import { acmAuditSchema, acmDeploySchema } from '../deploy/acm/schema.js';
+import { acmAuditSchema, acmDeploySchema, cloudfrontKeyTypeIssue } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
 import { isSafeFileName, isValidDnsName } from './dns-name.js';
@@ -60,22 +60,28 @@ export type ChallengeConfig = z.infer<typeof challengeSchema>;
 export const deploySchema = z.discriminatedUnion('type', [nginxDeploySchema, acmDeploySchema]);
 export type DeployConfig = z.infer<typeof deploySchema>;
 
-export const certificateSchema = z.strictObject({
-  name: z.string().refine(isSafeFileName, {
-    error: (iss) =>
-      `"${String(iss.input)}" is not a safe file name: use letters, digits, ".", "_" and "-", starting with a letter or digit (no "/" or "..")`,
-  }),
-  domains: z.array(domainSchema).min(1, 'list at least one domain'),
-  keyType: z.enum(KEY_TYPES).default('ecdsa-p256'),
-  challenge: challengeSchema,
-  deploy: z.array(deploySchema).default([]),
-  /** Renew when less than this fraction of the lifetime is left (default 1/3, like certbot's 30 of 90 days). */
-  renewBeforeFraction: z.number().gt(0).lt(1).optional(),
-  /** Preferred chain (issuer CN) — an optional CA feature. */
-  preferredChain: z.string().optional(),
-  /** ACME profile for this certificate; default acme.profile (filled in when the config is loaded). */
-  profile: profileSchema.optional(),
-});
+export const certificateSchema = z
+  .strictObject({
+    name: z.string().refine(isSafeFileName, {
+      error: (iss) =>
+        `"${String(iss.input)}" is not a safe file name: use letters, digits, ".", "_" and "-", starting with a letter or digit (no "/" or "..")`,
+    }),
+    domains: z.array(domainSchema).min(1, 'list at least one domain'),
+    keyType: z.enum(KEY_TYPES).default('ecdsa-p256'),
+    challenge: challengeSchema,
+    deploy: z.array(deploySchema).default([]),
+    /** Renew when less than this fraction of the lifetime is left (default 1/3, like certbot's 30 of 90 days). */
+    renewBeforeFraction: z.number().gt(0).lt(1).optional(),
+    /** Preferred chain (issuer CN) — an optional CA feature. */
+    preferredChain: z.string().optional(),
+    /** ACME profile for this certificate; default acme.profile (filled in when the config is loaded). */
+    profile: profileSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    // Checked here, before anything is ordered: a CloudFront deployer with a key CloudFront refuses.
+    const i = cloudfrontKeyTypeIssue(c.keyType, c.deploy);
+    if (i) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+  });
 export type CertificateConfig = z.infer<typeof certificateSchema>;
 
 export const configSchema = z.strictObject({

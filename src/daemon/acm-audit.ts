@@ -1,6 +1,7 @@
 import type { ACMClient } from '@aws-sdk/client-acm';
 import type { Config } from '../config/schema.js';
 import type { Finding, FindingRule } from '../deploy/acm/audit.js';
+import type { ReplaceDeps, ReplaceEvent, ReplacePlan } from '../deploy/acm/replace.js';
 import type { AcmAuditConfig } from '../deploy/acm/schema.js';
 import { asCertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -37,6 +38,8 @@ export interface AcmAuditorOptions {
   timers?: Timers;
   /** Tests may inject clients; by default one real ACMClient per region (AWS_* settings as for the AWS CLI). */
   clientFor?: (region: string) => ACMClient;
+  /** With acmAudit.replace: what the replacements use instead of the defaults (clients, timing, probe). */
+  replaceDeps?: Partial<ReplaceDeps>;
 }
 
 /**
@@ -44,6 +47,11 @@ export interface AcmAuditorOptions {
  * run once after the first renewal pass and then every day. Findings are kept for GET /v1/acm/findings and the
  * metrics; each critical finding alerts ('audit'), at most daily per ARN and rule. An AWS failure is logged and
  * counted and retried an hour later; it never stops the daemon. The AWS SDK is loaded at the first run only.
+ *
+ * With `acmAudit.replace: true`, email-validation and pending-validation findings are replaced in the background
+ * (the same planReplacement/executeReplacement as `certkeeper acm replace --yes`), one at a time, with an alert at
+ * each step; a replacement already done (its progress file says so) is not started again. Without it, the audit
+ * alert of such a finding carries the exact command.
  */
 export class AcmAuditor {
   findings: Finding[] = [];
@@ -58,6 +66,12 @@ export class AcmAuditor {
   private readonly timers: Timers;
   private readonly clients: ACMClient[] = [];
   private clientFor?: (region: string) => ACMClient;
+  private replacing?: Promise<void>;
+  private readonly abort = new AbortController();
+  private destroyReplaceClients?: () => void;
+  /** Replacements finished (done) and failed since start. */
+  replaced = 0;
+  replaceFailures = 0;
 
   constructor(private readonly opts: AcmAuditorOptions) {
     this.timers = opts.timers ?? realTimers;
@@ -154,7 +168,11 @@ export class AcmAuditor {
           `${f.severity} ${f.rule} ${f.domain}: ${f.message}`,
         );
       }
-      this.opts.alerts.audit(critical.map((f) => ({ key: `${f.arn} ${f.rule}`, alert: auditAlert(f, at) })));
+      const replace = this.opts.audit.replace;
+      this.opts.alerts.audit(
+        critical.map((f) => ({ key: `${f.arn} ${f.rule}`, alert: auditAlert(f, at, replace) })),
+      );
+      if (replace) this.startReplacements(findings);
       this.arm(DAY);
     } catch (err) {
       const ce = asCertkeeperError(err, 'aws');
@@ -191,27 +209,143 @@ export class AcmAuditor {
     }, step);
   }
 
+  /** Resolves when the replacements started by the last audit have finished (tests, shutdown). */
+  async replacementsIdle(): Promise<void> {
+    await this.replacing;
+  }
+
+  /** One batch at a time; within it, one certificate at a time. Never throws. */
+  private startReplacements(findings: Finding[]): void {
+    if (this.replacing || this.stopped) return;
+    this.replacing = this.replaceAll(findings).finally(() => {
+      this.replacing = undefined;
+    });
+  }
+
+  private async replaceAll(findings: Finding[]): Promise<void> {
+    const log = this.opts.logger.child({ component: 'acm-replace' });
+    const [
+      { findingsToReplace, planReplacement, executeReplacement },
+      { ReplaceStateStore },
+      { buildReplaceClients },
+    ] = await Promise.all([
+      import('../deploy/acm/replace.js'),
+      import('../deploy/acm/replace-state.js'),
+      import('../deploy/acm/client.js'),
+    ]);
+    const arns = findingsToReplace(findings);
+    if (arns.length === 0) return;
+    const store = ReplaceStateStore.forStorage(this.opts.config.storage.path);
+    let clients = this.opts.replaceDeps?.clients;
+    if (!clients) {
+      const built = await buildReplaceClients();
+      this.destroyReplaceClients = built.destroy;
+      clients = built;
+    }
+    const deps: ReplaceDeps = {
+      storagePath: this.opts.config.storage.path,
+      logger: log,
+      now: this.opts.now,
+      signal: this.abort.signal,
+      ...this.opts.replaceDeps,
+      clients,
+      onStep: (e) => this.replaceAlert(e),
+    };
+    try {
+      for (const arn of arns) {
+        if (this.stopped) return;
+        const done = await store.read(arn).catch(() => undefined);
+        if (done?.step === 'done') continue;
+        const failed = (err: unknown) => {
+          const ce = asCertkeeperError(err, 'aws');
+          this.replaceFailures++;
+          log.error(
+            { event: 'acm_replace.failed', arn, code: ce.code, error: ce.message, hint: ce.hint },
+            `replacing ${arn} failed (the next audit tries again, continuing where it stopped): ${ce.message}`,
+          );
+          return ce;
+        };
+        let plan: ReplacePlan;
+        try {
+          plan = await planReplacement(arn, deps);
+        } catch (err) {
+          // Planning fails before any step (no Route53 zone, access denied): it still gets its alert.
+          const ce = failed(err);
+          this.replaceAlert({
+            step: 'failed',
+            oldArn: arn,
+            region: arn.split(':')[3] ?? '',
+            domain: findings.find((f) => f.arn === arn)?.domain ?? arn,
+            message: ce.message,
+            error: ce,
+          });
+          continue;
+        }
+        try {
+          await executeReplacement(plan, deps);
+          this.replaced++;
+        } catch (err) {
+          failed(err); // executeReplacement already alerted through onStep('failed')
+        }
+      }
+    } finally {
+      this.destroyReplaceClients?.();
+      this.destroyReplaceClients = undefined;
+    }
+  }
+
+  /** The one place replacement steps become alerts ('audit' event, code ACM_REPLACE_<STEP>). */
+  private replaceAlert(e: ReplaceEvent): void {
+    this.opts.alerts.notify({
+      event: 'audit',
+      certificate: e.domain,
+      domains: [e.domain],
+      message: `acm replace: ${e.message}`,
+      ...(e.error?.hint && { hint: e.error.hint }),
+      code: `ACM_REPLACE_${e.step.toUpperCase().replaceAll('-', '_')}`,
+      at: this.opts.now().toISOString(),
+      audit: {
+        arn: e.oldArn,
+        region: e.region,
+        rule: 'replace',
+        severity: e.step === 'failed' || e.step === 'old-kept' ? 'critical' : 'warning',
+        inUseBy: e.resource ? [e.resource] : [],
+      },
+    });
+  }
+
   /** Cancels the next run, waits up to `graceMs` for one in progress, and closes the ACM clients. */
   async stop(graceMs = 5000): Promise<void> {
     this.stopped = true;
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.running) {
+    this.abort.abort();
+    const busy = [this.running, this.replacing].filter(Boolean);
+    if (busy.length) {
       let t: NodeJS.Timeout | undefined;
-      await Promise.race([this.running, new Promise((r) => (t = setTimeout(r, graceMs)))]);
+      await Promise.race([Promise.all(busy), new Promise((r) => (t = setTimeout(r, graceMs)))]);
       clearTimeout(t);
     }
     for (const c of this.clients.splice(0)) c.destroy();
+    this.destroyReplaceClients?.();
   }
 }
 
-function auditAlert(f: Finding, at: Date): Alert {
+/** Findings `acm replace` fixes: without acmAudit.replace the alert says exactly what to run. */
+const REPLACEABLE = new Set<string>(['email-validation', 'pending-validation']);
+
+function auditAlert(f: Finding, at: Date, replaceOn = false): Alert {
+  const hint = !REPLACEABLE.has(f.rule)
+    ? f.fix
+    : replaceOn
+      ? `certkeeper replaces it now (acmAudit.replace: true); alerts follow at each step`
+      : `run: certkeeper acm replace ${f.arn} --dry-run, then certkeeper acm replace ${f.arn} --yes (or set acmAudit.replace: true to let the daemon do it)`;
   return {
     event: 'audit',
     certificate: f.domain,
     domains: [f.domain],
     message: f.message,
-    hint: f.fix,
+    hint,
     code: `ACM_AUDIT_${f.rule.toUpperCase().replaceAll('-', '_')}`,
     at: at.toISOString(),
     audit: { arn: f.arn, region: f.region, rule: f.rule, severity: f.severity, inUseBy: f.inUseBy },

@@ -8,6 +8,12 @@
  * Imports are checked the way ACM checks them (one leaf, matching unencrypted key, importable key algorithm,
  * valid now, same algorithm on re-import, no tags on re-import) and the PEM is parsed to fill Serial, NotAfter,
  * KeyAlgorithm, DomainName and SubjectAlternativeNames.
+ *
+ * RequestCertificate (DNS validation) behaves like ACM's: the IdempotencyToken returns the same ARN for an hour, the
+ * validation CNAMEs appear in DomainValidationOptions only after a few DescribeCertificate calls, and the
+ * certificate turns ISSUED only once every CNAME is found through `cnameLookup` (the Route53 fake's records).
+ * DeleteCertificate refuses a certificate that something uses (ResourceInUseException). The CloudFront and ELBv2
+ * fakes report what uses a certificate through `setInUse`, so InUseBy follows their swaps.
  */
 import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -48,6 +54,15 @@ export interface FakeCertificate {
   tags: { Key: string; Value?: string }[];
   /** What the last import sent, decoded (tests assert leaf-only / intermediates-only). */
   lastImport?: { certificate: string; chain?: string; privateKeyBytes: number };
+  /** Requested certificates: the CNAME per validated name, and after how many DescribeCertificate calls it shows. */
+  validation?: {
+    records: { domain: string; name: string; value: string }[];
+    shownAfter: number;
+    describes: number;
+  };
+  failureReason?: string;
+  /** Options.CertificateTransparencyLoggingPreference (ACM-issued certificates). */
+  transparencyLogging?: 'ENABLED' | 'DISABLED';
 }
 
 export interface SeedInput extends Partial<Omit<FakeCertificate, 'arn'>> {
@@ -75,6 +90,10 @@ export interface FakeAcm {
   /** Forget pending throttles and failures. */
   clearFailures(): void;
   seed(input: SeedInput): FakeCertificate;
+  /** `resource` (a distribution or load balancer ARN) now uses exactly these certificates. */
+  setInUse(resource: string, arns: string[]): void;
+  /** Requests that change something (RequestCertificate, DeleteCertificate, ImportCertificate, AddTagsToCertificate). */
+  mutations(): RecordedRequest[];
   ops(): string[];
   close(): Promise<void>;
 }
@@ -84,6 +103,14 @@ export interface FakeAcmOptions {
   defaultPageSize?: number;
   /** Clock used for "valid now" checks and timestamps. */
   now?: () => Date;
+  /** What DNS says a CNAME name points at (the Route53 fake's records); requested certificates validate through it. */
+  cnameLookup?: (name: string) => string | undefined;
+  /** DescribeCertificate calls before a requested certificate shows its validation records (default 1). */
+  recordsAfterDescribes?: number;
+  /** A FailureReason (e.g. CAA_ERROR) for a requested certificate: it turns FAILED instead of ISSUED. */
+  failureFor?: (cert: FakeCertificate) => string | undefined;
+  /** Called when a requested certificate turns ISSUED (tests set its serial to the one a local TLS server presents). */
+  onIssued?: (cert: FakeCertificate) => void;
 }
 
 class AcmError extends Error {
@@ -107,6 +134,15 @@ const ALL_KEY_TYPES = [
 ];
 /** ListCertificates without Includes.keyTypes shows only these (ACM API reference, Filters.keyTypes). */
 const DEFAULT_KEY_TYPES = ['RSA_1024', 'RSA_2048'];
+const MUTATING = new Set([
+  'RequestCertificate',
+  'DeleteCertificate',
+  'ImportCertificate',
+  'AddTagsToCertificate',
+  'RemoveTagsFromCertificate',
+]);
+/** ACM keeps an IdempotencyToken for one hour. */
+const IDEMPOTENCY_MS = 3600_000;
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAcm> {
@@ -115,6 +151,7 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
   const certificates = new Map<string, FakeCertificate>();
   const requests: RecordedRequest[] = [];
   const failures: { op?: string; count: number; type: string; message: string; status: number }[] = [];
+  const tokens = new Map<string, { arn: string; at: number; key: string }>();
 
   const fake: FakeAcm = {
     url: '',
@@ -154,10 +191,20 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
         renewalStatusReason: input.renewalStatusReason,
         tags: input.tags ?? [],
         lastImport: input.lastImport,
+        transparencyLogging: input.transparencyLogging,
       };
       certificates.set(cert.arn, cert);
       return cert;
     },
+    setInUse(resource, arns) {
+      for (const c of certificates.values()) {
+        const uses = arns.includes(c.arn);
+        const has = c.inUseBy.includes(resource);
+        if (uses && !has) c.inUseBy.push(resource);
+        if (!uses && has) c.inUseBy = c.inUseBy.filter((r) => r !== resource);
+      }
+    },
+    mutations: () => requests.filter((r) => MUTATING.has(r.op)),
     ops: () => requests.map((r) => r.op),
     close: () => new Promise((res) => server.close(() => res())),
   };
@@ -171,8 +218,21 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
 
   const handlers: Record<string, (body: Record<string, unknown>, region: string) => unknown> = {
     ImportCertificate: (b, region) => importCertificate(b, region),
+    RequestCertificate: (b, region) => requestCertificate(b, region),
+    DeleteCertificate: (b, region) => {
+      const cert = find(b.CertificateArn, region);
+      if (cert.inUseBy.length > 0) {
+        throw new AcmError(
+          'ResourceInUseException',
+          `Certificate ${cert.arn} in account ${ACCOUNT_ID} is in use.`,
+        );
+      }
+      certificates.delete(cert.arn);
+      return {};
+    },
     DescribeCertificate: (b, region) => {
       const cert = find(b.CertificateArn, region);
+      progress(cert);
       const detail = describe(cert);
       return { Certificate: fake.tamperDescribe ? fake.tamperDescribe(detail, cert) : detail };
     },
@@ -193,6 +253,83 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
       return {};
     },
   };
+
+  function requestCertificate(b: Record<string, unknown>, region: string) {
+    const domain = String(b.DomainName ?? '');
+    if (!/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain))
+      throw new AcmError('InvalidDomainValidationOptionsException', `Invalid domain name ${domain}`);
+    const sans = (b.SubjectAlternativeNames as string[] | undefined) ?? [domain];
+    const names = [domain, ...sans.filter((n) => n !== domain)];
+    const method = b.ValidationMethod ?? 'EMAIL';
+    const alg = String(b.KeyAlgorithm ?? 'RSA_2048');
+    if (!['RSA_2048', 'EC_prime256v1', 'EC_secp384r1'].includes(alg))
+      throw new AcmError('ValidationException', `KeyAlgorithm ${alg} cannot be requested`);
+    const token = b.IdempotencyToken === undefined ? undefined : String(b.IdempotencyToken);
+    if (token !== undefined && !/^\w{1,32}$/.test(token))
+      throw new AcmError(
+        'ValidationException',
+        'IdempotencyToken must match \\w+ and be at most 32 characters',
+      );
+    const key = JSON.stringify([region, names, method, alg]);
+    const t = now().getTime();
+    if (token !== undefined) {
+      const prev = tokens.get(token);
+      if (prev && t - prev.at < IDEMPOTENCY_MS && prev.key === key && certificates.has(prev.arn))
+        return { CertificateArn: prev.arn };
+    }
+    const tags = b.Tags === undefined ? [] : checkTags(b.Tags);
+    const rand = () => randomUUID().replaceAll('-', '');
+    const cert = fake.seed({
+      region,
+      domainName: domain,
+      subjectAlternativeNames: names,
+      type: 'AMAZON_ISSUED',
+      status: 'PENDING_VALIDATION',
+      keyAlgorithm: alg,
+      validationMethod: method === 'DNS' ? 'DNS' : 'EMAIL',
+      renewalEligibility: 'INELIGIBLE',
+      createdAt: now(),
+      tags,
+      transparencyLogging:
+        (b.Options as { CertificateTransparencyLoggingPreference?: 'ENABLED' | 'DISABLED' } | undefined)
+          ?.CertificateTransparencyLoggingPreference ?? 'ENABLED',
+    });
+    if (method === 'DNS') {
+      const bases = [...new Set(names.map((n) => n.replace(/^\*\./, '')))];
+      const records = bases.map((d) => ({
+        domain: d,
+        name: `_${rand()}.${d}.`,
+        value: `_${rand()}.mhbtsbpdnt.acm-validations.aws.`,
+      }));
+      cert.validation = { records, shownAfter: options.recordsAfterDescribes ?? 1, describes: 0 };
+    }
+    if (token !== undefined) tokens.set(token, { arn: cert.arn, at: t, key });
+    return { CertificateArn: cert.arn };
+  }
+
+  /** A requested certificate on DescribeCertificate: records show after a while; ISSUED once DNS has them. */
+  function progress(c: FakeCertificate): void {
+    const v = c.validation;
+    if (!v || c.status !== 'PENDING_VALIDATION') return;
+    v.describes++;
+    if (v.describes <= v.shownAfter || !options.cnameLookup) return;
+    const failure = options.failureFor?.(c);
+    if (failure) {
+      c.status = 'FAILED';
+      c.failureReason = failure;
+      return;
+    }
+    const norm = (n: string | undefined) => n?.toLowerCase().replace(/\.$/, '');
+    if (!v.records.every((r) => norm(options.cnameLookup!(r.name)) === norm(r.value))) return;
+    const t = now();
+    c.status = 'ISSUED';
+    c.issuedAt = t;
+    c.notBefore = t;
+    c.notAfter = new Date(t.getTime() + 198 * 86_400_000);
+    c.serial = randomUUID().replaceAll('-', '').slice(0, 32).match(/../g)!.join(':');
+    c.renewalEligibility = 'INELIGIBLE';
+    options.onIssued?.(c);
+  }
 
   function importCertificate(b: Record<string, unknown>, region: string) {
     const certPem = blob(b.Certificate, 'certificate');
@@ -348,15 +485,21 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
   }
 
   function describe(c: FakeCertificate): Record<string, unknown> {
+    const v = c.validation;
+    const shown = v && v.describes > v.shownAfter;
     const dvo =
       c.type === 'AMAZON_ISSUED'
-        ? c.subjectAlternativeNames.map((d) => ({
-            DomainName: d,
-            ValidationDomain: d,
-            ValidationStatus: c.status === 'PENDING_VALIDATION' ? 'PENDING_VALIDATION' : 'SUCCESS',
-            ValidationMethod: c.validationMethod ?? 'DNS',
-            ...(c.validationMethod === 'EMAIL' && { ValidationEmails: [`admin@${d}`] }),
-          }))
+        ? c.subjectAlternativeNames.map((d) => {
+            const rec = shown ? v.records.find((r) => r.domain === d.replace(/^\*\./, '')) : undefined;
+            return {
+              DomainName: d,
+              ValidationDomain: d,
+              ValidationStatus: c.status === 'PENDING_VALIDATION' ? 'PENDING_VALIDATION' : 'SUCCESS',
+              ValidationMethod: c.validationMethod ?? 'DNS',
+              ...(c.validationMethod === 'EMAIL' && { ValidationEmails: [`admin@${d}`] }),
+              ...(rec && { ResourceRecord: { Name: rec.name, Type: 'CNAME', Value: rec.value } }),
+            };
+          })
         : undefined;
     return {
       CertificateArn: c.arn,
@@ -375,6 +518,10 @@ export async function startFakeAcm(options: FakeAcmOptions = {}): Promise<FakeAc
       InUseBy: c.inUseBy,
       Type: c.type,
       RenewalEligibility: c.renewalEligibility,
+      ...(c.failureReason && { FailureReason: c.failureReason }),
+      ...(c.transparencyLogging && {
+        Options: { CertificateTransparencyLoggingPreference: c.transparencyLogging },
+      }),
       ...(c.type === 'AMAZON_ISSUED' &&
         c.renewalStatus && {
           RenewalSummary: {

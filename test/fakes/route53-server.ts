@@ -69,6 +69,8 @@ export interface FakeRoute53 {
   /** Current record sets of a zone (SOA/NS included). */
   records(zoneId: string): FakeRecordSet[];
   txt(zoneId: string, name: string): string[] | undefined;
+  /** The values at `name` of `type` in whichever seeded zone holds it (what DNS would answer), e.g. for CNAMEs. */
+  lookup(name: string, type: string): string[] | undefined;
   /** Put a TXT set in a zone as if someone else had (published immediately). */
   seedTxt(zoneId: string, name: string, values: string[], ttl?: number): Promise<void>;
   /** Resolves when every INSYNC publish to challtestsrv has been sent. */
@@ -512,6 +514,13 @@ export async function startFakeRoute53(opts: FakeRoute53Options): Promise<FakeRo
       return zoneOr404(zoneId)
         .sets.get(`${fqdn(name)}|TXT`)
         ?.values.slice();
+    },
+    lookup(name, type) {
+      for (const z of zones.values()) {
+        const set = z.sets.get(`${fqdn(name)}|${type}`);
+        if (set) return set.values.slice();
+      }
+      return undefined;
     },
     async seedTxt(zoneId, name, values, ttl = 300) {
       const z = zoneOr404(zoneId);

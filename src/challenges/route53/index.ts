@@ -1,10 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Change,
-  ChangeResourceRecordSetsCommand,
-  type ChangeResourceRecordSetsResponse,
-  GetChangeCommand,
-  type GetChangeResponse,
   ListResourceRecordSetsCommand,
   type ListResourceRecordSetsResponse,
   type Route53Client,
@@ -20,6 +15,7 @@ import {
   type SolverDeps,
 } from '../types.js';
 import { awsCall, DEFAULT_RETRY, type RetryPolicy, toAwsError } from './aws-call.js';
+import { submitChangeBatch, waitInsync, withZoneLock } from './changes.js';
 import { sharedRoute53Client } from './client.js';
 import { addChange, type CurrentSet, currentFrom, removeChange } from './records.js';
 import type { Route53ChallengeConfig } from './schema.js';
@@ -59,20 +55,6 @@ export type Route53Deps = SolverDeps & {
   /** Resolves nameserver host names for the authoritative check; default: the system resolver. */
   resolveHost?: (host: string) => Promise<string[]>;
 };
-
-/** Read-modify-write of one zone's TXT sets happens one at a time within this process. */
-const zoneLocks = new Map<string, Promise<unknown>>();
-async function withZoneLock<T>(zoneId: string, fn: () => Promise<T>): Promise<T> {
-  const prev = zoneLocks.get(zoneId) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
-  const tail = run.catch(() => undefined);
-  zoneLocks.set(zoneId, tail);
-  try {
-    return await run;
-  } finally {
-    if (zoneLocks.get(zoneId) === tail) zoneLocks.delete(zoneId);
-  }
-}
 
 interface ZoneGroup {
   zone: HostedZone;
@@ -205,23 +187,14 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
       }
       if (changes.length === 0) return undefined;
       const firstDomain = [...g.names.values()][0]?.domain;
-      const res = await awsCall<ChangeResourceRecordSetsResponse>(
+      const id = await submitChangeBatch(g.zone.id, changes, `certkeeper ${verb} ${cert}`, {
         client,
-        new ChangeResourceRecordSetsCommand({
-          HostedZoneId: g.zone.id,
-          ChangeBatch: { Comment: `certkeeper ${verb} ${cert}`.slice(0, 256), Changes: changes },
-        }),
-        {
-          action: 'ChangeResourceRecordSets',
-          resource: `hostedzone/${g.zone.id}`,
-          cert,
-          domain: g.names.size === 1 ? firstDomain : undefined,
-          logger: logger(ctx),
-          signal: ctx.signal,
-        },
-        timing.retry,
-      );
-      const id = res.ChangeInfo?.Id?.replace(/^\/?change\//, '');
+        logger: logger(ctx),
+        retry: timing.retry,
+        cert,
+        domain: g.names.size === 1 ? firstDomain : undefined,
+        signal: ctx.signal,
+      });
       logger(ctx).info(
         {
           cert,
@@ -274,7 +247,7 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
     if (errors.length) throw errors[0];
   }
 
-  async function waitInsync(
+  function waitFor(
     cert: string,
     zoneId: string,
     changeId: string,
@@ -282,44 +255,21 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
     ctx: SolverContext,
     cutBy?: string,
   ): Promise<void> {
-    let pause = timing.pollMs;
-    for (let calls = 1; ; calls++) {
-      const res = await awsCall<GetChangeResponse>(
-        client,
-        new GetChangeCommand({ Id: changeId }),
-        {
-          action: 'GetChange',
-          resource: `change/${changeId}`,
-          cert,
-          logger: logger(ctx),
-          signal: ctx.signal,
-        },
-        timing.retry,
-      );
-      const status = res.ChangeInfo?.Status;
-      if (status === 'INSYNC') {
-        logger(ctx).debug({ cert, zoneId, changeId, calls }, 'Route53 change INSYNC');
-        return;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0 || ctx.signal?.aborted) {
-        throw new CertkeeperError(
-          'challenge',
-          cutBy
-            ? `Route53 change ${changeId} in zone ${zoneId} is still ${status ?? 'PENDING'}: the INSYNC wait stopped at the order's deadline: ${cutBy}`
-            : `Route53 change ${changeId} in zone ${zoneId} is still ${status ?? 'PENDING'} after ${config.propagationTimeoutSeconds}s`,
-          {
-            cert,
-            code: 'CK_ERR_DNS_PROPAGATION',
-            hint: cutBy
-              ? "the CA's authorization runs out before Route53 synced: retry later (check the AWS Health Dashboard)"
-              : 'Route53 normally syncs within a minute: check the AWS Health Dashboard, or raise challenge.propagationTimeoutSeconds',
-          },
-        );
-      }
-      await sleep(Math.min(pause, left), undefined, { signal: ctx.signal }).catch(() => undefined);
-      pause = Math.min(Math.round(pause * 1.5), timing.maxPollMs);
-    }
+    return waitInsync(
+      {
+        zoneId,
+        changeId,
+        deadline,
+        pollMs: timing.pollMs,
+        maxPollMs: timing.maxPollMs,
+        timeoutSeconds: config.propagationTimeoutSeconds,
+        cutBy,
+        hint: cutBy
+          ? "the CA's authorization runs out before Route53 synced: retry later (check the AWS Health Dashboard)"
+          : 'Route53 normally syncs within a minute: check the AWS Health Dashboard, or raise challenge.propagationTimeoutSeconds',
+      },
+      { client, logger: logger(ctx), retry: timing.retry, cert, signal: ctx.signal },
+    );
   }
 
   async function check(chs: ChallengeInput[], ctx: SolverContext): Promise<void> {
@@ -327,8 +277,7 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
     for (const [cert, list] of groupCerts(chs)) {
       const changes = pending.get(cert);
       if (changes) {
-        for (const [zoneId, changeId] of changes)
-          await waitInsync(cert, zoneId, changeId, deadline, ctx, cutBy);
+        for (const [zoneId, changeId] of changes) await waitFor(cert, zoneId, changeId, deadline, ctx, cutBy);
         pending.delete(cert);
       }
       if (!config.checkAuthoritative) continue;

@@ -144,6 +144,7 @@ describe('runAcmAudit over a seeded inventory', () => {
       region: 'us-east-1',
       domain: 'mail-validated.example.test',
     });
+    expect(get(arn.email!).fix).toContain(`run certkeeper acm replace ${arn.email}`);
     expect(get(arn.email!).fix).toContain('--validation-method DNS');
     expect(get(arn.email!).fix).toContain('--subject-alternative-names www.mail-validated.example.test');
     expect(get(arn.email!).fix).toContain(ALB);

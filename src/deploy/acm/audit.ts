@@ -17,6 +17,7 @@ import { awsErrorName, buildAcmClient, clientCache, hintForAwsError } from './cl
 import {
   ACM_KEY_ALGORITHMS,
   CLOUDFRONT_KEY_ALGORITHMS,
+  CLOUDFRONT_KEYS_TEXT,
   describeAlgorithm,
   normalizeAlgorithm,
 } from './keys.js';
@@ -157,7 +158,7 @@ export function judge(d: CertificateDetail, region: string, ctx: JudgeContext): 
       'email-validation',
       inUse ? 'critical' : 'warning',
       `ACM-issued certificate validated by e-mail (${emailDomains.join(', ')}): its renewal waits for someone to click the approval e-mail and silently expires otherwise; used by ${usedBy}`,
-      `request a DNS-validated replacement (${requestCmd}), create the CNAME records it lists, swap it in on ${inUse ? inUseBy.join(', ') : 'the resources that should use it'}, then delete ${arn}`,
+      `run certkeeper acm replace ${arn} (it requests a DNS-validated replacement, writes its CNAMEs in Route53, swaps it in on ${inUse ? inUseBy.join(', ') : 'nothing: not in use'} and, with --delete-old, deletes the old one); by hand: ${requestCmd}`,
     );
   }
 
@@ -168,7 +169,7 @@ export function judge(d: CertificateDetail, region: string, ctx: JudgeContext): 
       'pending-validation',
       'warning',
       `requested ${hours} hours ago and still PENDING_VALIDATION (ACM gives up 72 hours after the request)`,
-      `create the validation records shown by "aws acm describe-certificate --region ${region} --certificate-arn ${arn}" (or approve the e-mail), or delete the request if nobody needs it`,
+      `run certkeeper acm replace ${arn} --delete-old (a DNS-validated request whose CNAMEs certkeeper writes in Route53), or create the validation records shown by "aws acm describe-certificate --region ${region} --certificate-arn ${arn}", or delete the request if nobody needs it`,
     );
   }
 
@@ -228,7 +229,7 @@ export function judge(d: CertificateDetail, region: string, ctx: JudgeContext): 
       'cloudfront-key',
       'critical',
       `attached to CloudFront (${distributions.join(', ')}) with a ${describeAlgorithm(alg)} key, which CloudFront does not accept; ACM cannot change the key type of an ARN`,
-      `issue a replacement with an RSA 2048 or ECDSA P-256 key (certkeeper: keyType: ecdsa-p256 with a new acm deployer, which creates a new ARN), attach it to ${distributions.join(', ')}, then delete ${arn}`,
+      `issue a replacement with an ${CLOUDFRONT_KEYS_TEXT} key (certkeeper: keyType: ecdsa-p256 with a new acm deployer, which creates a new ARN), attach it to ${distributions.join(', ')}, then delete ${arn}`,
     );
   }
   return out;

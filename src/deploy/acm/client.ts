@@ -73,3 +73,53 @@ export function hintForAwsError(err: unknown, action: string, region: string): s
       return `check the AWS error above; certkeeper retries ${action} on its next run`;
   }
 }
+
+/**
+ * The other clients `acm replace` uses, built the same way (SDK settings: AWS_ENDPOINT_URL_CLOUDFRONT,
+ * AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2, AWS_PROFILE, the default credential chain). CloudFront is global and
+ * signs in us-east-1; ELBv2 is regional (the load balancer's region, from its ARN).
+ */
+export async function buildReplaceClients(): Promise<{
+  acm: (region: string) => ACMClient;
+  cloudfront: () => import('@aws-sdk/client-cloudfront').CloudFrontClient;
+  elbv2: (region: string) => import('@aws-sdk/client-elastic-load-balancing-v2').ElasticLoadBalancingV2Client;
+  route53: () => import('@aws-sdk/client-route-53').Route53Client;
+  destroy: () => void;
+}> {
+  const [{ CloudFrontClient }, { ElasticLoadBalancingV2Client }, { buildRoute53Client }] = await Promise.all([
+    import('@aws-sdk/client-cloudfront'),
+    import('@aws-sdk/client-elastic-load-balancing-v2'),
+    import('../../challenges/route53/client.js'),
+  ]);
+  const all: { destroy(): void }[] = [];
+  const keep = <T extends { destroy(): void }>(c: T): T => {
+    all.push(c);
+    return c;
+  };
+  const acm = clientCache((r) => keep(buildAcmClient(r)));
+  const elbs = new Map<string, InstanceType<typeof ElasticLoadBalancingV2Client>>();
+  let cf: InstanceType<typeof CloudFrontClient> | undefined;
+  let r53: ReturnType<typeof buildRoute53Client> | undefined;
+  return {
+    acm,
+    cloudfront: () => {
+      cf ??= keep(new CloudFrontClient({ region: 'us-east-1' }));
+      return cf;
+    },
+    elbv2: (region) => {
+      let c = elbs.get(region);
+      if (!c) {
+        c = keep(new ElasticLoadBalancingV2Client({ region }));
+        elbs.set(region, c);
+      }
+      return c;
+    },
+    route53: () => {
+      r53 ??= keep(buildRoute53Client());
+      return r53;
+    },
+    destroy: () => {
+      for (const c of all.splice(0)) c.destroy();
+    },
+  };
+}

@@ -145,16 +145,16 @@ describe('acm deployer', () => {
       expect(fake.requests).toHaveLength(0);
     });
 
-    it('with cloudfront: true, refuses ECDSA P-384 and RSA 3072 but takes P-256 and RSA 2048', async () => {
-      for (const key of ['ecdsa-p384', 'rsa-3072'] as const) {
+    it('with cloudfront: true, refuses ECDSA P-384 and P-521 but takes RSA 2048/3072/4096 and ECDSA P-256', async () => {
+      for (const key of ['ecdsa-p384', 'ecdsa-p521'] as const) {
         const err = await rejection(
           deployer(config({ cloudfront: true })).deploy(await makeIssued(ca, { key }), memoryContext()),
         );
         expect(err.code).toBe('CK_ERR_ACM_CLOUDFRONT_KEY');
-        expect(err.hint).toMatch(/RSA 2048 or ECDSA P-256/);
+        expect(err.hint).toMatch(/RSA 2048, 3072 or 4096, or ECDSA P-256/);
       }
       expect(fake.requests).toHaveLength(0);
-      for (const key of ['ecdsa-p256', 'rsa-2048'] as const) {
+      for (const key of ['ecdsa-p256', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const) {
         const r = await deployer(config({ cloudfront: true })).deploy(
           await makeIssued(ca, { key }),
           memoryContext(),

@@ -27,6 +27,7 @@ import {
   type AcmKeyAlgorithm,
   acmKeyAlgorithmOf,
   CLOUDFRONT_KEY_ALGORITHMS,
+  CLOUDFRONT_KEYS_TEXT,
   describeAlgorithm,
   KEY_TYPE_FOR,
   normalizeAlgorithm,
@@ -254,7 +255,7 @@ export function checkBeforeImport(
         field: 'keyType',
         code: 'CK_ERR_ACM_CLOUDFRONT_KEY',
         permanent: true,
-        hint: `CloudFront takes RSA 2048 or ECDSA P-256: set keyType: ecdsa-p256 (or rsa-2048) for "${cert.name}" and run certkeeper renew --force ${cert.name}`,
+        hint: `CloudFront takes ${CLOUDFRONT_KEYS_TEXT} keys: set keyType: ecdsa-p256 (or rsa-2048) for "${cert.name}" and run certkeeper renew --force ${cert.name}`,
       },
     );
   }

@@ -13,10 +13,21 @@ export const ACM_KEY_ALGORITHMS = [
 export type AcmKeyAlgorithm = (typeof ACM_KEY_ALGORITHMS)[number];
 
 /**
- * What certkeeper lets through to a certificate used by CloudFront. The issue's contract: RSA 2048 and ECDSA P-256
- * (CloudFront rejects P-384 and P-521). AWS's user guide also lists larger RSA keys; we stay on the safe side.
+ * The keys CloudFront serves from an ACM certificate (CloudFront developer guide, "Requirements for using SSL/TLS
+ * certificates with CloudFront"): RSA 2048, 3072 and 4096, and ECDSA P-256. ECDSA P-384 and P-521 are refused.
  */
-export const CLOUDFRONT_KEY_ALGORITHMS: readonly AcmKeyAlgorithm[] = ['RSA_2048', 'EC_prime256v1'];
+export const CLOUDFRONT_KEY_ALGORITHMS: readonly AcmKeyAlgorithm[] = [
+  'RSA_2048',
+  'RSA_3072',
+  'RSA_4096',
+  'EC_prime256v1',
+];
+
+/** certkeeper `keyType` values CloudFront accepts (the same list in configuration terms). */
+export const CLOUDFRONT_KEY_TYPES: readonly string[] = ['rsa-2048', 'rsa-3072', 'rsa-4096', 'ecdsa-p256'];
+
+/** Plain words for the list, used in hints. */
+export const CLOUDFRONT_KEYS_TEXT = 'RSA 2048, 3072 or 4096, or ECDSA P-256';
 
 /** The certkeeper `keyType` that yields each ACM algorithm (for hints). */
 export const KEY_TYPE_FOR: Partial<Record<AcmKeyAlgorithm, string>> = {
