@@ -14,7 +14,7 @@
  * file per certificate; nothing is issued. No network: ARI is off and nothing is due.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -215,7 +215,7 @@ async function idleRss(
 
 let built: Promise<string> | undefined;
 /** `npm run build` once: dist/ is what the image and `npm install -g` run, lazy imports and all. */
-function builtCli(): Promise<string> {
+export function builtCli(): Promise<string> {
   built ??= new Promise((resolve, reject) => {
     const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
     const b = spawn('npm', ['run', '--silent', 'build'], { cwd: repo, stdio: 'inherit' });
@@ -337,7 +337,8 @@ export async function benchDaemon(
   }
 }
 
-const isMain = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
+// realpath: the bundled copy lives under node_modules, which may be a symlink (a worktree sharing one)
+const isMain = process.argv[1] && fileURLToPath(import.meta.url) === realpathSync(process.argv[1]);
 if (isMain) {
   const i = process.argv.indexOf('--child');
   if (i >= 0) await child(process.argv[i + 1]!, Number(process.argv[i + 2]));

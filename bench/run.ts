@@ -1,15 +1,23 @@
 /**
- * `npm run bench [-- --count 50 --concurrency 8 --compare-count 50 --no-compare]`
+ * `npm run bench [-- --count 50 --concurrency 10 --rounds 3 --cold-runs 5 --compare-count 50 --no-compare
+ *   --only issue|floor|cli|compare|dns01|daemon|daemonload|cluster]`
  *
- * 1. Issues N single-name certificates from a local Pebble through the in-process pipeline: certificates/s,
- *    p50/p95 latency per certificate, peak RSS.
- * 2. One `certkeeper renew` from a cold start (built CLI, new process) to files on disk.
- * 3. Where Debian's certbot and lego are installed: the same number of certificates with each, one after
- *    another, against the same Pebble, and the ratios.
- * Further sections (daemon, DNS-01) run when their modules are present.
- * Everything talks to 127.0.0.1 only. Goals (2-core machine): 50 certificates < 5 s; cold renew < 1.5 s.
+ * Everything talks to 127.0.0.1 only (a local Pebble, pebble-challtestsrv and nginx). Sections:
+ *   issue      — N certificates through the in-process pipeline (certificates/s, latency, peak RSS).
+ *   floor      — whole processes, same run, ratios: bench/floor.mjs (raw acme-client) against `certkeeper renew`
+ *                at the same in-flight count, N new certificates and one certificate from a cold process.
+ *   cli        — `status` and `check-config` over 1,000 stored certificates, `status --json` over 10,000, and
+ *                load + validate + plan of 10,000 in process.
+ *   compare    — certbot and lego one after another where Debian's packages are installed.
+ *   dns01      — 20 wildcard + apex certificates through the Route53 fake: calls per order.
+ *   daemon     — idle RSS (1,000 certificates) as the bin and the image's entrypoint run it; due-check of 10,000.
+ *   daemonload — the daemon's RSS and heap over 1,000 API requests and 100 renewals.
+ *   cluster    — 200 certificates across three node processes on one PostgreSQL: orders per certificate, time
+ *                to all stored and to every node's nginx serving all of them (bench/cluster.ts).
+ * With CERTKEEPER_NODE22 set to a Node 22 binary, the process sections run on it as well. Nothing asserts timings;
+ * the goals table at the end compares with the issue's goals.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,11 +26,14 @@ import { parseConfig } from '../src/config/load.js';
 import { renew } from '../src/renew.js';
 import { type NginxHandle, type PebbleHandle, startNginx, startPebble } from '../test/harness/index.js';
 import { runCertbot, runLego } from './compare.js';
+import { benchCli, benchDaemonLoad, benchFloor, benchLoadPlan, type Ctx } from './processes.js';
 
 const { values: args } = parseArgs({
   options: {
     count: { type: 'string', default: '50' },
-    concurrency: { type: 'string', default: '8' },
+    concurrency: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
+    'cold-runs': { type: 'string', default: '5' },
     'compare-count': { type: 'string' },
     'no-compare': { type: 'boolean', default: false },
     only: { type: 'string' },
@@ -31,7 +42,6 @@ const { values: args } = parseArgs({
 const count = Number(args.count);
 const concurrency = Number(args.concurrency);
 const compareCount = Number(args['compare-count'] ?? count);
-const root = join(import.meta.dirname, '..');
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
@@ -47,6 +57,7 @@ async function main(): Promise<void> {
   let nginx: NginxHandle | undefined;
   let pebble: PebbleHandle | undefined;
   const summary: Record<string, string> = {};
+  const goals: [string, number, number, string][] = [];
   try {
     nginx = await startNginx({ webroot });
     pebble = await startPebble({ httpPort: nginx.httpPort });
@@ -101,44 +112,61 @@ async function main(): Promise<void> {
       summary.perCertCertkeeper = fmt(seqSeconds / seqOk, 3);
     }
 
-    if (!args.only || args.only === 'cold') {
-      out('\n## One `certkeeper renew` from a cold start to files on disk (built CLI, new process)');
-      spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
-      const storage = join(work, 'cold');
-      const cfgFile = join(work, 'cold.yml');
-      const runOnce = async (name: string) => {
-        await fs.writeFile(
-          cfgFile,
-          JSON.stringify({
-            ...base,
-            storage: { path: storage },
-            certificates: [
-              { name, domains: [`${name}.cold.certkeeper.test`], challenge: { type: 'http-01', webroot } },
-            ],
-          }),
-        );
-        const t0 = performance.now();
-        const r = spawnSync(
-          process.execPath,
-          [join(root, 'dist', 'cli', 'main.js'), '--config', cfgFile, 'renew'],
-          {
-            env: { ...process.env, LOG_LEVEL: 'warn' },
-            encoding: 'utf8',
-          },
-        );
-        const s = (performance.now() - t0) / 1000;
-        const onDisk = existsSync(join(storage, 'live', name, 'fullchain.pem'));
-        return { s, ok: r.status === 0 && onDisk, output: r.stdout + r.stderr };
-      };
-      const first = await runOnce('first'); // includes creating the account key and registering
-      const runs = [];
-      for (let i = 0; i < 5; i++) runs.push(await runOnce(`cold${i}`));
-      const times = runs.map((r) => r.s).sort((a, b) => a - b);
-      out(`first run (new account): ${fmt(first.s, 3)} s ${first.ok ? 'ok' : `FAILED\n${first.output}`}`);
+    const nodes: [string, string][] = [[`node ${process.versions.node}`, process.execPath]];
+    const n22 = process.env.CERTKEEPER_NODE22;
+    if (n22 && existsSync(n22)) {
+      const v = execFileSync(n22, ['--version'], { encoding: 'utf8' }).trim().replace(/^v/, '');
+      if (v !== process.versions.node) nodes.push([`node ${v}`, n22]);
+    }
+    const ctx: Ctx = { pebble, webroot, httpPort: nginx.httpPort, work, nodes };
+
+    if (!args.only || args.only === 'floor') {
       out(
-        `with an account: median ${fmt(pct(times, 50), 3)} s, max ${fmt(times.at(-1)!, 3)} s over ${runs.length} runs, all ok: ${runs.every((r) => r.ok)}`,
+        `\n## The floor: raw acme-client (bench/floor.mjs) against \`certkeeper renew\`, whole processes, ${concurrency} in flight`,
       );
-      summary.cold = `${fmt(pct(times, 50), 3)} s median (first run with account registration ${fmt(first.s, 3)} s)`;
+      for (const f of await benchFloor(ctx, {
+        count,
+        concurrency,
+        rounds: Number(args.rounds),
+        coldRuns: Number(args['cold-runs']),
+      })) {
+        out(
+          `${f.node}: ${count} new certificates: floor ${fmt(f.batch.floor, 3)} s, certkeeper ${fmt(f.batch.certkeeper, 3)} s, ratio ${fmt(f.batch.ratio)}x (runs: floor ${f.batch.floorS.join(', ')}; certkeeper ${f.batch.certkeeperS.join(', ')})`,
+        );
+        out(
+          `${f.node}: 1 certificate, cold process to files on disk: floor ${fmt(f.cold.floor, 3)} s, certkeeper ${fmt(f.cold.certkeeper, 3)} s, ratio ${fmt(f.cold.ratio)}x (runs: floor ${f.cold.floorS.join(', ')}; certkeeper ${f.cold.certkeeperS.join(', ')})`,
+        );
+        for (const e of f.failures.slice(0, 5)) out(`  FAILED ${e}`);
+        goals.push([`${f.node}: ${count} new certificates / floor`, f.batch.ratio, 1.1, 'x']);
+        goals.push([`${f.node}: 1 certificate, cold / floor`, f.cold.ratio, 1.2, 'x']);
+        summary[`floor ${f.node}`] = JSON.stringify(f);
+      }
+    }
+
+    if (!args.only || args.only === 'cli') {
+      out('\n## CLI over many certificates (whole processes, medians)');
+      for (const c of await benchCli(ctx)) {
+        out(
+          `${c.node}: 1,000 certificates: status ${fmt(c.status1k, 3)} s, check-config ${fmt(c.checkConfig1k, 3)} s (YAML configuration); status ${fmt(c.status1kJsonConfig, 3)} s, check-config ${fmt(c.checkConfig1kJsonConfig, 3)} s (JSON)`,
+        );
+        out(
+          `${c.node}: 10,000 certificates: status --json ${fmt(c.statusJson10k, 3)} s (JSON configuration)`,
+        );
+        for (const e of c.failures.slice(0, 5)) out(`  FAILED ${e}`);
+        goals.push([`${c.node}: status, 1,000 (YAML)`, c.status1k * 1000, 150, 'ms']);
+        goals.push([`${c.node}: check-config, 1,000 (YAML)`, c.checkConfig1k * 1000, 150, 'ms']);
+        goals.push([`${c.node}: status, 1,000 (JSON)`, c.status1kJsonConfig * 1000, 150, 'ms']);
+        goals.push([`${c.node}: check-config, 1,000 (JSON)`, c.checkConfig1kJsonConfig * 1000, 150, 'ms']);
+        goals.push([`${c.node}: status --json, 10,000`, c.statusJson10k * 1000, 1500, 'ms']);
+        summary[`cli ${c.node}`] = JSON.stringify(c);
+      }
+      const lp = await benchLoadPlan(work);
+      out(
+        `10,000 configured certificates, in process: load + validate ${lp.load10kMs} ms (JSON; YAML ${lp.load10kYamlMs} ms), read state + live leaf + plan ${lp.plan10kMs} ms`,
+      );
+      goals.push(['10,000: load + validate + plan (JSON)', lp.load10kMs + lp.plan10kMs, 1000, 'ms']);
+      goals.push(['10,000: load + validate + plan (YAML)', lp.load10kYamlMs + lp.plan10kMs, 1000, 'ms']);
+      summary.loadPlan = JSON.stringify(lp);
     }
 
     if (!args['no-compare'] && (!args.only || args.only === 'compare')) {
@@ -165,17 +193,49 @@ async function main(): Promise<void> {
       }
     }
 
-    for (const extra of ['dns01', 'daemon'] as const) {
+    for (const extra of ['dns01', 'daemon', 'cluster'] as const) {
       if (args.only && args.only !== extra) continue;
       const file = join(import.meta.dirname, `${extra}.ts`);
       if (!existsSync(file)) continue;
       out(`\n## ${extra}`);
       const mod = (await import(file)) as Record<string, (o: unknown) => Promise<unknown>>;
-      const fn = mod[extra === 'dns01' ? 'benchDns01' : 'benchDaemon'];
+      const fn = mod[{ dns01: 'benchDns01', daemon: 'benchDaemon', cluster: 'benchCluster' }[extra]];
       if (!fn) continue;
-      const res = await fn({ pebble, count: 20, work: join(work, extra) });
+      const res = (await fn({ pebble, count: 20, work: join(work, extra) })) as Record<string, number>;
       out(JSON.stringify(res, null, 2));
       summary[extra] = JSON.stringify(res);
+      if (extra === 'daemon') {
+        if (res.cliIdleRssMb)
+          goals.push(['daemon idle RSS, 1,000, plain node on the bin', res.cliIdleRssMb, 60, 'MB']);
+        if (res.cliIdleRssMbImage)
+          goals.push(['daemon idle RSS, 1,000, the image entrypoint', res.cliIdleRssMbImage, 60, 'MB']);
+        goals.push(['daemon due-check, 10,000', res.dueCheckMs!, 50, 'ms']);
+      } else if (extra === 'cluster') {
+        goals.push(['cluster: orders per certificate, 200 across 3 nodes', res.ordersPerCertificate!, 1, '']);
+      } else {
+        goals.push(['DNS-01 ChangeBatches per order (one zone)', res.changeBatchesPerOrder!, 1, '']);
+      }
+    }
+
+    if ((!args.only || args.only === 'daemonload') && process.platform === 'linux') {
+      out(
+        '\n## The daemon under load: 1,000 certificates, 1,000 API requests, 100 renewals (RSS from /proc, heap from /metrics)',
+      );
+      for (const how of ['bin', 'entrypoint'] as const) {
+        const d = await benchDaemonLoad(ctx, how, nodes[nodes.length - 1]!);
+        out(
+          `${d.node}, ${how}: ${d.samples.map((x) => `${x.at}: RSS ${x.rssMb} MB heap ${x.heapUsedMb}/${x.heapTotalMb} MB`).join('; ')}`,
+        );
+        out(
+          `  renewed ${d.renewed}/100 (${d.renewFailed} failed); growth over the API requests: RSS ${d.rssGrowthOverApiMb} MB, heap ${d.heapGrowthOverApiMb} MB; over renewals (lowest of 10-50 -> lowest of 60-100): RSS ${d.rssGrowthOverRenewalsMb} MB, heap ${d.heapGrowthOverRenewalsMb} MB`,
+        );
+        for (const e of d.failures.slice(0, 5)) out(`  FAILED ${e}`);
+        goals.push([`daemon (${how}) RSS growth over renewals`, d.rssGrowthOverRenewalsMb, 2, 'MB']);
+        goals.push([`daemon (${how}) heap growth over renewals`, d.heapGrowthOverRenewalsMb, 2, 'MB']);
+        goals.push([`daemon (${how}) RSS growth over the API requests`, d.rssGrowthOverApiMb, 2, 'MB']);
+        goals.push([`daemon (${how}) heap growth over the API requests`, d.heapGrowthOverApiMb, 2, 'MB']);
+        summary[`daemonload ${how}`] = JSON.stringify(d);
+      }
     }
   } finally {
     await pebble?.stop();
@@ -184,6 +244,12 @@ async function main(): Promise<void> {
   }
   out('\n## Summary');
   for (const [k, v] of Object.entries(summary)) if (k !== 'perCertCertkeeper') out(`${k}: ${v}`);
+  out('\n## Goals (issue 14); "no growth" is read as at most 2 MB between samples (their noise)');
+  for (const [what, value, goal, unit] of goals) {
+    out(
+      `${value <= goal ? 'met    ' : 'NOT MET'}  ${what}: ${fmt(value, unit === 'x' ? 2 : 1)}${unit} (goal ${goal}${unit})`,
+    );
+  }
 }
 
 await main();

@@ -139,7 +139,7 @@ describe('certkeeper CLI', () => {
     expect(web).toMatchObject({ validity: 'valid', lastAttempt: { result: 'success' } });
     expect(web.daysLeft).toBeGreaterThan(30);
     expect(rows.find((x) => x.name === 'broken')).toMatchObject({
-      validity: 'missing',
+      validity: 'placeholder',
       lastAttempt: { result: 'failure' },
     });
     const table = await cli(['--config', configFile, 'status']);
@@ -158,8 +158,8 @@ describe('certkeeper CLI', () => {
     expect(await fs.readFile(join(work, 'le', 'live', 'web', 'cert.pem'), 'utf8')).toBe(before);
     expect(await fs.readFile(join(work, 'le', 'state', 'web.json'), 'utf8')).toBe(stateBefore);
     expect(
-      (await fs.readdir(join(work, 'le', 'archive', 'web'))).filter((f) => f.endsWith('.pem')),
-    ).toHaveLength(5); // one version: cert, chain, fullchain, privkey, combined
+      (await fs.readdir(join(work, 'le', 'archive', 'web'))).filter((f) => /[1-9]\.pem$/.test(f)),
+    ).toHaveLength(5); // one real version: cert, chain, fullchain, privkey, combined (version 0: the placeholder)
   });
 
   it('check-config --preflight checks storage, webroots and the CA without changing anything', async () => {

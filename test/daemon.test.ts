@@ -243,6 +243,20 @@ describe('API authentication and validation', () => {
 });
 
 describe('scheduling, backoff and alerts (clock injected)', () => {
+  it('looks again within 12 hours whatever schedule.cron says (ARI twice a day)', async () => {
+    const t = fakeTimers();
+    const { daemon } = await setup(
+      [{ name: 'fresh', seedDays: 90 }],
+      { schedule: { cron: '0 3 1 1 *', jitterSeconds: 0 } },
+      { timers: t.timers },
+    );
+    await daemon.tick('startup');
+    await daemon.queue.idle();
+    const last = t.calls.at(-1)?.ms;
+    expect(last).toBeDefined();
+    expect(last!).toBeLessThanOrEqual(12 * 3600_000);
+  });
+
   it('backs off after a failure: nothing before nextAttemptAfter, a retry after it, the delay front-loaded (1 min, then 10 min)', async () => {
     let clock = new Date('2030-01-01T00:00:00Z');
     const t = fakeTimers();
@@ -264,7 +278,8 @@ describe('scheduling, backoff and alerts (clock injected)', () => {
     const rows = (await daemon.app!.inject({ url: '/v1/certificates' })).json().certificates;
     expect(rows[0]).toMatchObject({
       name: 'b',
-      validity: 'missing',
+      // every certificate with nothing live gets the bootstrap placeholder before its first order
+      validity: 'placeholder',
       plan: { due: false, reason: 'backoff' },
       nextRenewal: '2030-01-01T00:01:00.000Z',
       lastError: { code: expect.stringMatching(/^CK_ERR_/) },
@@ -288,7 +303,9 @@ describe('scheduling, backoff and alerts (clock injected)', () => {
 
     await daemon.alerts.flush();
     const failures = received.filter((r) => r.path === '/hook' && r.body.event === 'failure');
-    expect(failures.length).toBe(3);
+    // the same failure three times in a few minutes: told once (the daily repeat rule, remembered in the state)
+    expect(failures.length).toBe(1);
+    expect((await store.readState('b'))?.alerts?.failure).toMatchObject({ what: failures[0]?.body.code });
     expect(failures[0]?.body).toMatchObject({
       version: 1,
       source: 'certkeeper',

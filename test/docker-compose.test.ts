@@ -81,6 +81,10 @@ describe('docker-compose.yml', () => {
     expect(nm.get('/etc/nginx/templates')).toBe(join(REPO, 'nginx/templates'));
     // The default reload path is the Docker socket.
     expect(cm.get('/var/run/docker.sock')).toBe('/var/run/docker.sock');
+    // Docker's default 10 s before SIGKILL is shorter than certkeeper's 30 s grace for a running renewal.
+    const grace = String((ck as { stop_grace_period?: unknown }).stop_grace_period ?? '');
+    expect(grace).toMatch(/^\d+s$/);
+    expect(Number.parseInt(grace, 10)).toBeGreaterThan(30);
     // The nginx template's variables are set.
     expect(nginx.environment).toMatchObject({
       DOMAINS: 'certkeeper.test www.certkeeper.test',

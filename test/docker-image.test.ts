@@ -71,16 +71,20 @@ async function makeContext(ctx: string): Promise<void> {
   for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
     await fs.copyFile(join(REPO, f), join(ctx, f));
   }
+  await fs.mkdir(join(ctx, 'scripts'));
+  await fs.copyFile(join(REPO, 'scripts/build.mjs'), join(ctx, 'scripts/build.mjs'));
   await fs.mkdir(join(ctx, 'docker'));
   await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
+  await fs.cp(join(REPO, 'docker/monitoring'), join(ctx, 'docker/monitoring'), { recursive: true });
   await fs.cp(join(REPO, 'src'), join(ctx, 'src'), {
     recursive: true,
     filter: (p) => !p.endsWith('.test.ts'),
   });
   const pre = join(ctx, 'prebuilt');
   await fs.mkdir(pre);
-  const compile = timed('tsc', () =>
-    run(join(REPO, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json', '--outDir', join(pre, 'dist')], {
+  // What `npm run build` makes in the image's build stage: the esbuild bundle and its bin.
+  const compile = timed('build', () =>
+    run(process.execPath, [join(REPO, 'scripts/build.mjs'), '--outdir', join(pre, 'dist')], {
       cwd: REPO,
       timeout: 60_000,
     }),
@@ -199,6 +203,19 @@ describe('the certkeeper image, built offline from docker/Dockerfile', () => {
     const node = await runImage([IMAGE, '--version'], { entrypoint: 'node' });
     const expected = (await run(NODE_BIN, ['--version'])).stdout.trim();
     expect(node.stdout.trim()).toBe(expected);
+    // The Prometheus rules and the Grafana dashboard ship in the image, as in the repository (node lists them: the
+    // stand-in base image has no shell tools).
+    const ls = await runImage(
+      [
+        IMAGE,
+        '-e',
+        "const fs = require('fs'); const d = '/usr/share/certkeeper/monitoring/'; console.log([...fs.readdirSync(d + 'prometheus'), ...fs.readdirSync(d + 'grafana')].join(' '))",
+      ],
+      { entrypoint: 'node' },
+    );
+    expect(ls.stderr).toBe('');
+    expect(ls.stdout).toContain('certkeeper-rules.yml');
+    expect(ls.stdout).toContain('certkeeper-dashboard.json');
   });
 
   it('`certkeeper renew` in the container, as uid 1000, issues from Pebble into the mounted /etc/letsencrypt', async () => {

@@ -130,6 +130,73 @@ describe('certificate locks across processes', () => {
   });
 });
 
+describe('the daemon and a lock held by another process', () => {
+  it('is neither success nor failure, and the daemon checks again as soon as the holder lets go', async () => {
+    const storage = join(work, 'daemon-busy');
+    const hook: Record<string, unknown>[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        hook.push(JSON.parse(body) as Record<string, unknown>);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const config = parseConfig({
+      acme: { directoryUrl: caUrl },
+      storage: { path: storage },
+      notify: [
+        {
+          type: 'webhook',
+          url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/h`,
+          events: ['failure', 'success'],
+        },
+      ],
+      certificates: [
+        { name: 'held', domains: ['held.certkeeper.test'], challenge: { type: 'http-01', webroot: work } },
+      ],
+    });
+    const child = await holdLock(storage, 'held');
+    const daemon = createDaemon(config, {
+      logger: silentLogger,
+      processMetrics: false,
+      notifyRetryDelaysMs: [],
+    });
+    try {
+      const before = caRequests;
+      await daemon.start();
+      await daemon.queue.idle();
+      expect(daemon.queue.list()[0]?.results?.[0]).toMatchObject({ name: 'held', status: 'busy' });
+      expect(daemon.queue.list()[0]?.state).toBe('succeeded');
+      expect(caRequests).toBe(before);
+      await daemon.alerts.flush();
+      expect(hook).toEqual([]);
+      const metrics = await daemon.metrics.registry.metrics();
+      expect(metrics).not.toMatch(/certkeeper_renewals_total\{name="held",result="failure"\}/);
+      expect(await new CertStore(storage).readState('held')).toBeUndefined();
+
+      await killed(child);
+      // no tick, no API call: the daemon notices the lock is free and runs the certificate again
+      const ran = await pollUntilTrue(() => daemon.queue.list().length >= 2, 15_000);
+      expect(ran).toBe(true);
+      await daemon.queue.idle();
+      expect(daemon.queue.list()[0]?.results?.[0]?.status).not.toBe('busy');
+      expect(caRequests).toBeGreaterThan(before);
+    } finally {
+      await daemon.stop({ graceMs: 1000 });
+      receiver.closeAllConnections();
+      await new Promise((r) => receiver.close(r));
+    }
+  });
+});
+
+async function pollUntilTrue(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  return cond();
+}
+
 describe('log redaction (the loggers the CLI and the daemon use)', () => {
   for (const format of ['json', 'pretty']) {
     it(`never writes keys, tokens or HMAC keys (${format})`, async () => {

@@ -85,7 +85,19 @@ describe('HTTP-01 webroot against Pebble', () => {
     // certbot-compatible archive, state beside it, and no challenge file left behind
     expect(
       (await fs.readdir(join(cfg.storage.path, 'archive', 'site'))).filter((f) => !f.startsWith('.')).sort(),
-    ).toEqual(['cert1.pem', 'chain1.pem', 'combined1.pem', 'fullchain1.pem', 'privkey1.pem']);
+    ).toEqual([
+      // version 0: the first-boot placeholder written before the order; version 1: the certificate
+      'cert0.pem',
+      'cert1.pem',
+      'chain0.pem',
+      'chain1.pem',
+      'combined0.pem',
+      'combined1.pem',
+      'fullchain0.pem',
+      'fullchain1.pem',
+      'privkey0.pem',
+      'privkey1.pem',
+    ]);
     const state = JSON.parse(await fs.readFile(join(cfg.storage.path, 'state', 'site.json'), 'utf8'));
     expect(state).toMatchObject({
       name: 'site',
@@ -153,7 +165,8 @@ describe('HTTP-01 webroot against Pebble', () => {
     expect(endpoints).not.toContain('finalize');
     // the only POST to a challenge URL would be the answer; there must be none
     expect(seen.filter((e) => e.endpoint === 'challenge')).toEqual([]);
-    expect(await new CertStore(cfg.storage.path).current('moved')).toBeUndefined();
+    // only the first-boot placeholder is live, never a certificate from this failed order
+    expect((await new CertStore(cfg.storage.path).current('moved'))?.placeholder).toBe(true);
     expect(await fs.readdir(join(unserved, '.well-known', 'acme-challenge'))).toEqual([]);
     const state = await new CertStore(cfg.storage.path).readState('moved');
     expect(state).toMatchObject({

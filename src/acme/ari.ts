@@ -9,7 +9,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import tls from 'node:tls';
+import { secureContextFor } from '../crypto/tls-context.js';
 import { CertkeeperError } from '../errors.js';
 import type { AriWindow } from '../store/state.js';
 
@@ -44,7 +44,7 @@ export function httpGet(url: string, opts: AriHttpOptions = {}): Promise<Respons
         headers: { accept: 'application/json', 'user-agent': 'certkeeper' },
         timeout: opts.timeoutMs ?? 10_000,
         signal: opts.signal,
-        ...(https && opts.caBundlePem ? { ca: [...tls.rootCertificates, opts.caBundlePem] } : {}),
+        ...(https && opts.caBundlePem ? { secureContext: secureContextFor(opts.caBundlePem) } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import https from 'node:https';
-import tls from 'node:tls';
 import * as acme from 'acme-client';
+import { secureContextFor } from '../crypto/tls-context.js';
 import { type AcmeRequestEvent, acmeEvents } from './events.js';
 
 /** An RFC 8555/7807 problem document as the CA sent it. */
@@ -83,24 +83,46 @@ function classify(url: string): string {
   return known.find(([re]) => re.test(path))?.[1] ?? 'other';
 }
 
+/** Extra trusted roots per CA origin (acme.caBundle), and the HTTPS agent that trusts exactly those. */
+const agentsByOrigin = new Map<string, { bundle: string; agent: https.Agent }>();
+const bundles = new Set<string>();
+
 /**
- * Process-wide HTTP settings of acme-client's axios instance: keep-alive agents (one TLS handshake per CA, not
- * per request), extra trust for test CAs, a request timeout, short default retry delays, and the interceptor that
- * records problem documents and request events. Idempotent; a later call replaces the agents.
+ * Process-wide HTTP settings of acme-client's axios instance — the one place that sets them: keep-alive agents
+ * (one TLS handshake per CA, not per request), extra trust for test CAs, a request timeout, short default retry
+ * delays, and the interceptor that records problem documents and request events. Idempotent. Several
+ * configurations with different CAs in one process do not disturb each other: requests to a CA's directory
+ * origin use that CA's agent (its own bundle only); other origins use an agent trusting every bundle seen.
  */
 export function configureAcmeHttp({
   caBundlePem,
+  directoryUrl,
   timeoutMs = 30_000,
 }: {
   caBundlePem?: string;
+  /** The CA this bundle is for; requests to its origin trust exactly this bundle. */
+  directoryUrl?: string;
   timeoutMs?: number;
 } = {}): void {
   const ax = acme.axios;
-  ax.defaults.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const key = directoryUrl ? origin(directoryUrl) : '';
+  if (caBundlePem) bundles.add(caBundlePem);
+  if (key && agentsByOrigin.get(key)?.bundle !== (caBundlePem ?? '')) {
+    agentsByOrigin.get(key)?.agent.destroy();
+    agentsByOrigin.set(key, {
+      bundle: caBundlePem ?? '',
+      agent: new https.Agent({
+        keepAlive: true,
+        maxSockets: 64,
+        ...(caBundlePem ? { secureContext: secureContextFor(caBundlePem) } : {}),
+      }),
+    });
+  }
+  ax.defaults.httpAgent ??= new http.Agent({ keepAlive: true, maxSockets: 64 });
   ax.defaults.httpsAgent = new https.Agent({
     keepAlive: true,
     maxSockets: 64,
-    ...(caBundlePem ? { ca: [...tls.rootCertificates, caBundlePem] } : {}),
+    ...(bundles.size ? { secureContext: secureContextFor([...bundles].join('\n')) } : {}),
   });
   ax.defaults.timeout = timeoutMs;
   const settings = (
@@ -143,6 +165,8 @@ export function configureAcmeHttp({
   });
   ax.interceptors.request.use((config) => {
     started.set(config, Date.now());
+    const own = agentsByOrigin.get(origin(config.url));
+    if (own) config.httpsAgent = own.agent;
     return config;
   });
   ax.interceptors.response.use(

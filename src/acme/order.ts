@@ -4,6 +4,7 @@ import { identifierOf, isIpAddress } from '../config/ip.js';
 import type { KeyType } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { sleep } from '../platform/sleep.js';
 import type { Account } from './account.js';
 import { callAcme as call, toAcmeError } from './errors.js';
 import { parseRetryAfter, withProblemCapture } from './http.js';
@@ -42,21 +43,6 @@ interface ApiResponse<T> {
 }
 interface InternalApi {
   apiRequest<T>(url: string, payload: unknown, validStatusCodes: number[]): Promise<ApiResponse<T>>;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /**

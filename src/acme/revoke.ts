@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { readCaBundle } from '../platform/ca-bundle.js';
 import { CertStore } from '../store/store.js';
 import { ensureAccount } from './account.js';
 import { callAcme } from './errors.js';
@@ -25,8 +25,8 @@ export async function revokeCertificate(
       hint: 'run certkeeper status to see what is stored',
     });
   }
-  const caBundlePem = config.acme.caBundle ? await readFile(config.acme.caBundle, 'utf8') : undefined;
-  configureAcmeHttp({ caBundlePem });
+  const caBundlePem = config.acme.caBundle ? await readCaBundle(config.acme.caBundle) : undefined;
+  configureAcmeHttp({ caBundlePem, directoryUrl: config.acme.directoryUrl });
   const release = await store.lock(name);
   try {
     const account = await ensureAccount(config.acme, config.storage.path, config.acme.directoryUrl, logger);

@@ -70,4 +70,9 @@ export interface SolverDeps {
   logger: Logger;
   /** Global self-check settings (config `selfCheck`): resolvers are "host:port" DNS servers. */
   selfCheck: { enabled: boolean; httpPort: number; resolvers?: string[]; timeoutSeconds: number };
+  /**
+   * DNS providers' read-modify-write of one zone's records runs inside this (a cluster passes its PostgreSQL
+   * advisory lock per zone); without it, the serialisation is within this process only.
+   */
+  zoneLock?: <T>(zoneId: string, fn: () => Promise<T>) => Promise<T>;
 }

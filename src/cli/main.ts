@@ -1,17 +1,18 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { REVOCATION_REASONS, type RevocationReason } from '../acme/revocation-reasons.js';
+import { exportCommand } from '../cluster/cli.js';
 import { configPath } from '../config/path.js';
 import type { Config } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CertResult } from '../renew.js';
+import { VERSION } from '../version.js';
 import { acmCommand } from './acm.js';
 import { makeLogger } from './logger.js';
 import { runCommand } from './run.js';
 import { collectStatus, formatStatusTable } from './status.js';
 
-const VERSION = '0.1.0';
 // Command implementations are imported inside their actions: `certkeeper run` must not carry the ACME client
 // in memory while idle, and `--help` or `status` should start fast.
 
@@ -43,7 +44,9 @@ function describeResult(r: CertResult): string {
     case 'renewed':
       return `✔ ${r.name}: ${r.status} serial ${r.serial}, valid until ${r.notAfter}, version ${r.version} (${(r.durationMs / 1000).toFixed(2)} s)`;
     case 'redeployed':
-      return `✔ ${r.name}: deployed serial ${r.serial} again (the last deploy had failed)`;
+      return `✔ ${r.name}: deployed serial ${r.serial} (${r.reason})`;
+    case 'busy':
+      return `✘ ${r.name}: ${r.reason}${r.error?.hint ? `\n    fix: ${r.error.hint}` : ''}`;
     case 'dry-run':
       return `✔ ${r.name}: ${r.reason} (${(r.durationMs / 1000).toFixed(2)} s)`;
     case 'skipped':
@@ -73,7 +76,7 @@ export function buildProgram(): Command {
   program
     .command('renew')
     .description(
-      'issue missing certificates and renew those that are due (less than 1/3 of their lifetime left)',
+      'issue missing certificates and renew those that are due (1/3 of their lifetime left, 1/2 under 10 days, or inside the CA’s ARI window); sends the configured alerts',
     )
     .argument('[names...]', 'only these certificates (default: all configured)')
     .option('-f, --force', 'renew even when not due')
@@ -82,6 +85,10 @@ export function buildProgram(): Command {
       'order from the staging/test directory and keep nothing (no files, no state, no deploy)',
     )
     .option('--no-deploy', 'store the certificate but run no deployer')
+    .option(
+      '--lock-wait <seconds>',
+      'wait this long for a certificate another certkeeper process is renewing (default: acme.orderTimeoutSeconds + 120)',
+    )
     .option('--json', 'print the report as JSON on stdout')
     .addHelpText(
       'after',
@@ -90,36 +97,58 @@ export function buildProgram(): Command {
     .action(
       async (
         names: string[],
-        o: { force?: boolean; dryRun?: boolean; deploy: boolean; json?: boolean },
+        o: { force?: boolean; dryRun?: boolean; deploy: boolean; json?: boolean; lockWait?: string },
         cmd: Command,
       ) => {
         const { config } = await load(cmd);
         const log = await logger(cmd);
         const t0 = Date.now();
-        const { renew } = await import('../renew.js');
+        const lockWait =
+          o.lockWait === undefined ? config.acme.orderTimeoutSeconds + 120 : Number(o.lockWait);
+        if (!Number.isFinite(lockWait) || lockWait < 0) {
+          throw new CertkeeperError('config', `--lock-wait: "${o.lockWait}" is not a number of seconds`, {
+            field: '--lock-wait',
+            hint: 'give the seconds to wait, e.g. --lock-wait 60 (0: do not wait)',
+          });
+        }
+        const [{ renew }, { AlertDispatcher }] = await Promise.all([
+          import('../pipeline/renew.js'),
+          import('../notify/index.js'),
+        ]);
+        // The same alerts as the daemon, to the configured notify targets; repeats follow the state's memory.
+        const alerts = new AlertDispatcher(config.notify, {
+          logger: log.child({ component: 'notify' }),
+          retryDelaysMs: [1000, 3000],
+        });
         const report = await renew(config, {
           names,
           force: o.force,
           dryRun: o.dryRun,
           skipDeploy: !o.deploy,
           logger: log,
+          lockWaitMs: lockWait * 1000,
+          notifier: alerts,
         });
+        await alerts.close(15_000);
         if (o.json) {
           process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         } else {
           for (const r of report.results) process.stdout.write(`${describeResult(r)}\n`);
           const count = (s: string) => report.results.filter((r) => r.status === s).length;
           process.stdout.write(
-            `${report.results.length} certificate(s): ${count('issued')} issued, ${count('renewed')} renewed, ${count('redeployed')} redeployed, ${count('dry-run')} dry-run, ${count('skipped')} not due, ${count('failed')} failed in ${((Date.now() - t0) / 1000).toFixed(2)} s\n`,
+            `${report.results.length} certificate(s): ${count('issued')} issued, ${count('renewed')} renewed, ${count('redeployed')} redeployed, ${count('dry-run')} dry-run, ${count('skipped')} not due, ${count('failed')} failed${count('busy') ? `, ${count('busy')} busy (renewed by another process)` : ''} in ${((Date.now() - t0) / 1000).toFixed(2)} s\n`,
           );
         }
-        process.exitCode = report.ok ? EXIT.ok : EXIT.failed;
+        process.exitCode =
+          report.ok && !report.results.some((r) => r.status === 'busy') ? EXIT.ok : EXIT.failed;
       },
     );
 
   program
     .command('status')
-    .description('show every certificate: domains, expiry, days left, last result')
+    .description(
+      'show every certificate: domains, expiry, days left, state (valid, expiring, danger, placeholder, not deployed, ...), when it renews and the last result with its fix',
+    )
     .option('--json', 'print as JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const { config } = await load(cmd);
@@ -180,6 +209,7 @@ export function buildProgram(): Command {
 
   program.addCommand(runCommand());
   program.addCommand(acmCommand());
+  program.addCommand(exportCommand());
   return program;
 }
 

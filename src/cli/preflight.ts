@@ -5,6 +5,7 @@ import { configureAcmeHttp } from '../acme/http.js';
 import { assertProfileOffered, describeOffered, offeredProfiles } from '../acme/profiles.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { readCaBundle } from '../platform/ca-bundle.js';
 
 export interface PreflightCheck {
   what: string;
@@ -79,7 +80,8 @@ export async function preflight(config: Config, logger: Logger): Promise<Preflig
   }
   try {
     configureAcmeHttp({
-      caBundlePem: config.acme.caBundle ? await fs.readFile(config.acme.caBundle, 'utf8') : undefined,
+      caBundlePem: config.acme.caBundle ? await readCaBundle(config.acme.caBundle) : undefined,
+      directoryUrl: config.acme.directoryUrl,
       timeoutMs: 10_000,
     });
     const resp = await acme.axios.get(config.acme.directoryUrl);

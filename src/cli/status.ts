@@ -4,6 +4,7 @@ import { type HealthStatus, health } from '../core/health.js';
 import type { CertState } from '../core/state.js';
 import { type Plan, planCertificate } from '../plan/plan.js';
 import { CertStore } from '../store/store.js';
+import { readStatusSync } from '../store/summary.js';
 
 export interface StatusRow {
   name: string;
@@ -93,13 +94,10 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
   const store = new CertStore(config.storage.path);
   const configured = new Map(config.certificates.map((c) => [c.name, c]));
   const names = [...new Set([...configured.keys(), ...(await store.listNames())])];
-  return Promise.all(
-    names.map(async (name): Promise<StatusRow> => {
-      const state = await store.readState(name);
-      const live = await store.current(name, state).catch(() => undefined);
-      return statusRow(name, configured.get(name), state, live, config, now);
-    }),
-  );
+  return names.map((name): StatusRow => {
+    const { state, live } = readStatusSync(store, name);
+    return statusRow(name, configured.get(name), state, live, config, now);
+  });
 }
 
 const when = (iso: string) => iso.slice(0, 16).replace('T', ' ');
@@ -110,7 +108,7 @@ function lastResult(r: StatusRow): string {
   if (r.validity !== 'missing' && r.validity !== 'placeholder' && !r.deployed) {
     const failed = r.lastDeploy && !r.lastDeploy.ok ? r.lastDeploy.results.find((d) => !d.ok) : undefined;
     return failed
-      ? `not deployed ${when(r.lastDeploy!.at)}: ${failed.deployer}: ${failed.detail}`
+      ? `not deployed ${when(r.lastDeploy!.at)}: ${failed.deployer}: ${failed.detail}${failed.hint ? ` (fix: ${failed.hint})` : ''}`
       : 'not deployed yet (the next run deploys it)';
   }
   if (!a) return '-';

@@ -10,7 +10,7 @@ import type { Config } from './schema.js';
  */
 export function loadConfigIsolated(file: string, env: Env = process.env): Promise<Config> {
   const workerData = { file, env: { ...env } };
-  // Built, this is dist/config/*.js. From the .ts sources (tests, `npm run demo`, under tsx or vitest) the worker
+  // Built, this is the bundle dist/cli/certkeeper.js beside dist/cli/load-worker.js. From the .ts sources (tests, `npm run demo`, under tsx or vitest) the worker
   // registers tsx itself: loader hooks are per thread.
   const worker = import.meta.url.endsWith('.ts')
     ? new Worker(

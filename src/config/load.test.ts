@@ -220,3 +220,36 @@ describe('configuration', () => {
     ]);
   });
 });
+
+describe('a configuration file written as JSON', () => {
+  const yaml = `${base}certificates:
+  - name: example.com
+    domains: [example.com, www.example.com]
+    challenge: { type: http-01, webroot: ./www }
+`;
+  const json = JSON.stringify({
+    acme: { directoryUrl: 'letsencrypt', email: 'ops@example.com' },
+    storage: { path: '/etc/letsencrypt' },
+    certificates: [
+      {
+        name: 'example.com',
+        domains: ['example.com', 'www.example.com'],
+        challenge: { type: 'http-01', webroot: './www' },
+      },
+    ],
+  });
+
+  it('reads as its YAML spelling does: defaults, ${ENV}, relative paths and errors alike', () => {
+    const opts = { env: {}, baseDir: '/srv/ck' };
+    expect(parseConfigText(`\n  ${json}\n`, opts)).toEqual(parseConfigText(yaml, opts));
+    const bad = JSON.stringify({ ...JSON.parse(json), storage: { path: '${NOPE}' } });
+    expect(problems(bad)).toEqual([
+      'storage.path: environment variable NOPE is not set (set it, or write ${NOPE:-default})',
+    ]);
+  });
+
+  it('is YAML when it is not JSON: a flow mapping with bare keys still parses', () => {
+    const flow = `{ acme: { directoryUrl: letsencrypt, email: ops@example.com }, storage: { path: /etc/letsencrypt }, certificates: [] }`;
+    expect(parseConfigText(flow, { env: {} }).acme.email).toBe('ops@example.com');
+  });
+});

@@ -2,10 +2,12 @@ import { z } from 'zod';
 import { execChallengeSchema } from '../challenges/exec/schema.js';
 import { route53ChallengeSchema } from '../challenges/route53/schema.js';
 import { webrootChallengeSchema } from '../challenges/webroot/schema.js';
+import { clusterSchema } from '../cluster/schema.js';
 import { KEY_TYPES } from '../core/keys.js';
 import { acmAuditSchema, acmDeploySchema, cloudfrontKeyTypeIssue } from '../deploy/acm/schema.js';
 import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
+import { watchListSchema } from '../watch/schema.js';
 import { isSafeFileName, isValidDnsName } from './dns-name.js';
 import { canonicalIp, isIpAddress } from './ip.js';
 import { PROFILE_NAME } from './profiles.js';
@@ -72,6 +74,11 @@ export const certificateSchema = z
     deploy: z.array(deploySchema).default([]),
     /** Renew when less than this fraction of the lifetime is left (default 1/3, like certbot's 30 of 90 days). */
     renewBeforeFraction: z.number().gt(0).lt(1).optional(),
+    /**
+     * Write a self-signed placeholder before the first order when nothing is live, so a server naming the files can
+     * start while the CA is unreachable (default true).
+     */
+    bootstrap: z.boolean().optional(),
     /** Preferred chain (issuer CN) — an optional CA feature. */
     preferredChain: z.string().optional(),
     /** ACME profile for this certificate; default acme.profile (filled in when the config is loaded). */
@@ -152,10 +159,24 @@ export const configSchema = z.strictObject({
         .default(16 * 1024),
       /** Per-certificate pause between forced renewals through the API (0 = none). */
       forceCooldownSeconds: z.number().min(0).default(300),
+      /**
+       * A second, read-only listener (GET /metrics, /healthz, /readyz and the status page; nothing that changes
+       * anything) that may bind any address without a token, e.g. 0.0.0.0:9108 for Prometheus in another container.
+       */
+      metricsListen: z
+        .string()
+        .regex(/^(\[[^\]]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:9108 or 127.0.0.1:9108')
+        .optional(),
+      /** Serve the status page (GET /) without a token to clients that are not on loopback. */
+      publicStatus: z.boolean().optional(),
     })
     .default({ listen: '127.0.0.1:8080', bodyLimitBytes: 16 * 1024, forceCooldownSeconds: 300 }),
   notify: z.array(notifySchema).default([]),
   acmAudit: acmAuditSchema.optional(),
+  /** Served certificates to check on a schedule (any server, whoever issued the certificate). */
+  watch: watchListSchema,
+  /** Several hosts on one PostgreSQL; absent = single host, local files only. */
+  cluster: clusterSchema.optional(),
   certificates: z.array(certificateSchema).default([]),
 });
 

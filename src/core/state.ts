@@ -63,7 +63,7 @@ export interface CertState {
     at: string;
     ok: boolean;
     serial?: string;
-    results: { deployer: string; ok: boolean; detail: string }[];
+    results: { deployer: string; ok: boolean; detail: string; hint?: string }[];
   };
   /** Free-form per-deployer state, e.g. { "acm:us-east-1": { arn } }. */
   deploy?: Record<string, unknown>;

@@ -5,6 +5,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from '../log.js';
+import type { Watcher } from '../watch/watcher.js';
 import type { AcmAuditor } from './acm-audit.js';
 import type { StateCache } from './cache.js';
 import { ApiError } from './errors.js';
@@ -17,6 +18,7 @@ import { healthRoutes } from './routes/health.js';
 import { jobsRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { reloadRoutes } from './routes/reload.js';
+import { statusPageRoutes } from './routes/status-page.js';
 
 /** Everything the routes use, built once by the daemon and passed to each plugin as its options. */
 export interface AppDeps {
@@ -32,6 +34,12 @@ export interface AppDeps {
   shuttingDown: () => boolean;
   /** The daily ACM audit, when acmAudit is configured. */
   auditor?: AcmAuditor;
+  /** Watched endpoints and served certificates, for the status page. */
+  watcher?: Watcher;
+  /** server.publicStatus (read at each request: a reload may change it): the page needs no token from elsewhere. */
+  publicStatus?: () => boolean;
+  /** The read-only listener (server.metricsListen): GET /, /metrics, /healthz, /readyz only. */
+  readOnly?: boolean;
   /** POST /v1/reload: re-read the configuration file (reload.ts). */
   reload?: () => Promise<ReloadOutcome>;
   /** Per-certificate pause between forced API renewals (server.forceCooldownSeconds); default 300 s, 0 = none. */
@@ -107,12 +115,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    const level =
-      reply.statusCode >= 500
-        ? 'error'
-        : req.url === '/metrics' || req.url.startsWith('/healthz')
-          ? 'debug'
-          : 'info';
+    // Probes (healthchecks, load balancers, Prometheus) log at debug whatever they answer: a 503 from /readyz is
+    // an answer ("not ready"), not a server error.
+    const probe = req.url === '/metrics' || req.url.startsWith('/healthz') || req.url.startsWith('/readyz');
+    const level = probe ? 'debug' : reply.statusCode >= 500 ? 'error' : 'info';
     req.log[level](
       {
         event: 'http.request',
@@ -145,13 +151,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     return reply
       .code(404)
-      .send(new ApiError('CK_ERR_NOT_FOUND', `no endpoint ${req.method} ${path}`).toJSON());
+      .send(
+        new ApiError(
+          deps.readOnly ? 'CK_ERR_READ_ONLY' : 'CK_ERR_NOT_FOUND',
+          `no endpoint ${req.method} ${path}${deps.readOnly ? ' on the read-only listener' : ''}`,
+        ).toJSON(),
+      );
   });
 
   await app.register(healthRoutes, deps);
+  await app.register(metricsRoutes, deps);
+  await app.register(statusPageRoutes, deps);
+  if (deps.readOnly) return app;
   await app.register(certificatesRoutes, deps);
   await app.register(jobsRoutes, deps);
-  await app.register(metricsRoutes, deps);
   await app.register(acmRoutes, deps);
   await app.register(reloadRoutes, deps);
   return app;

@@ -65,12 +65,12 @@ export interface ListenAddress {
 }
 
 /** "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (all interfaces), "0.0.0.0:8080". */
-export function parseListen(listen: string): ListenAddress {
+export function parseListen(listen: string, field = 'server.listen'): ListenAddress {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen.trim());
   const port = Number(m?.[3]);
   if (!m || !(port >= 0 && port <= 65535)) {
-    throw new CertkeeperError('config', `server.listen: "${listen}" is not host:port`, {
-      field: 'server.listen',
+    throw new CertkeeperError('config', `${field}: "${listen}" is not host:port`, {
+      field,
       hint: 'write it as 127.0.0.1:8080, [::1]:8080 or 0.0.0.0:8080 (the last needs a token)',
     });
   }

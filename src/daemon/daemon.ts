@@ -1,15 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { ACMClient } from '@aws-sdk/client-acm';
 import type { FastifyInstance } from 'fastify';
-import { ariCheckDue, fetchRenewalInfo, nextAriState, renewalInfoUrl } from '../acme/ari.js';
-import { ariCertId } from '../acme/ari-id.js';
-import { mapLimit } from '../concurrency.js';
+import { ariCheckDue } from '../acme/ari.js';
 import type { Config } from '../config/schema.js';
-import { asCertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type Alert, AlertDispatcher } from '../notify/index.js';
+import { AlertDispatcher } from '../notify/index.js';
+import { alertsFor } from '../notify/rules.js';
 import { CertStore } from '../store/store.js';
+import { Watcher } from '../watch/watcher.js';
 import { AcmAuditor } from './acm-audit.js';
 import { buildApp } from './app.js';
 import { assertListenAllowed, parseListen } from './auth.js';
@@ -40,8 +38,11 @@ export interface DaemonOptions {
   loadConfig?: () => Promise<Config>;
 }
 
-const DAY = 86_400_000;
-const DIRECTORY_TTL_MS = 3600_000;
+/** How often the daemon looks whether a certificate another process was renewing is free again. */
+const BUSY_POLL_MS = 2000;
+const BUSY_WATCH_MAX_MS = 6 * 3600_000;
+/** Longest time between full checks (store re-read, ARI for every certificate), whatever schedule.cron says. */
+const FULL_CHECK_MS = 12 * 3600_000;
 
 /**
  * `certkeeper run`: the scheduler, the job queue, the HTTP API, metrics and alerts around the one pipeline,
@@ -58,16 +59,27 @@ export class Daemon {
   readonly auditor?: AcmAuditor;
   /** The first audit (after the start-up renewal pass); tests await it. */
   firstAudit?: Promise<void>;
+  /** Watched endpoints (watch:) and what the nginx verify addresses serve. */
+  readonly watcher: Watcher;
+  /** The first probe of every watched endpoint; tests await it. */
+  firstWatch?: Promise<void>;
+  /** The last check of what nginx serves (after start, ticks and jobs); tests await it. */
+  servedCheck?: Promise<void>;
   app?: FastifyInstance;
+  /** The read-only listener's app (server.metricsListen). */
+  readOnlyApp?: FastifyInstance;
   private readonly logger: Logger;
   private readonly now: () => Date;
   private readonly random: () => number;
   private ticking?: Promise<void>;
   private tickAgain?: JobSource;
   private stopping = false;
-  private directory?: { url?: string; at: number };
-  private caBundlePem?: string;
   private pipelineLoaded = false;
+  private appDeps?: Parameters<typeof buildApp>[0];
+  /** Certificates another process holds the lock of: re-checked when it frees. */
+  private readonly busyWatch = new Map<string, NodeJS.Timeout>();
+  /** When the store was last re-read and every certificate's ARI asked (ms). */
+  private lastFullCheck?: number;
 
   /** Reloaded configurations replace it between jobs (reload.ts). */
   readonly reloader: ConfigReloader;
@@ -79,9 +91,13 @@ export class Daemon {
     this.logger = opts.logger;
     this.now = opts.now ?? (() => new Date());
     this.random = opts.random ?? Math.random;
-    this.store = new CertStore(config.storage.path);
+    this.store = new CertStore(config.storage.path, { logger: this.logger });
     this.cache = new StateCache(this.store, config);
-    this.metrics = new DaemonMetrics(this.cache, this.now, { processMetrics: opts.processMetrics });
+    this.metrics = new DaemonMetrics(this.cache, this.now, {
+      processMetrics: opts.processMetrics,
+      store: this.store,
+      renewBeforeFraction: config.renewal.renewBeforeFraction,
+    });
     this.alerts = new AlertDispatcher(config.notify, {
       logger: this.logger.child({ component: 'notify' }),
       now: this.now,
@@ -101,6 +117,15 @@ export class Daemon {
       });
       this.metrics.attachAudit(this.auditor);
     }
+    this.watcher = new Watcher({
+      config,
+      logger: this.logger,
+      alerts: this.alerts,
+      now: this.now,
+      timers: opts.timers,
+      liveSerial: (name) => this.cache.get(name)?.live?.serial,
+    });
+    this.metrics.attachWatch(this.watcher);
     this.queue = new JobQueue((job, signal) => this.runJob(job, signal), {
       allNames: () => this.config.certificates.map((c) => c.name),
       logger: this.logger,
@@ -136,26 +161,23 @@ export class Daemon {
     this.config = next;
     this.cache.setConfig(next);
     this.alerts.setTargets(next.notify);
+    this.watcher.setConfig(next);
     this.scheduler.reschedule(next.schedule);
-    this.directory = undefined;
-    this.caBundlePem = next.acme.caBundle
-      ? await readFile(next.acme.caBundle, 'utf8').catch(() => undefined)
-      : undefined;
     await this.cache.loadAll();
+    this.firstWatch = this.watcher.runDue();
     await this.tick('reload');
   }
 
   /** Loads the store, builds the API, starts the schedule and (by default) checks every certificate once. */
   async start(): Promise<void> {
     const t0 = Date.now();
-    if (this.config.acme.caBundle)
-      this.caBundlePem = await readFile(this.config.acme.caBundle, 'utf8').catch(() => undefined);
     await this.cache.loadAll();
+    this.lastFullCheck = this.now().getTime();
     this.logger.info(
       { event: 'daemon.loaded', certificates: this.cache.size, durationMs: Date.now() - t0 },
       `loaded state of ${this.cache.size} certificate(s)`,
     );
-    this.app = await buildApp({
+    const appDeps = {
       logger: this.logger,
       token: this.opts.token,
       bodyLimitBytes: this.config.server.bodyLimitBytes,
@@ -168,8 +190,13 @@ export class Daemon {
       shuttingDown: () => this.stopping,
       reload: () => this.reload('api'),
       auditor: this.auditor,
-    });
+      watcher: this.watcher,
+      publicStatus: () => this.config.server.publicStatus === true,
+    };
+    this.app = await buildApp(appDeps);
+    this.appDeps = appDeps;
     this.scheduler.start();
+    this.firstWatch = this.watcher.start();
     if (this.opts.checkAtStart !== false) await this.tick('startup');
     // The audit follows the start-up renewals (so ARNs imported by them count as managed), in the background.
     const auditor = this.auditor;
@@ -192,6 +219,26 @@ export class Daemon {
     this.logger.info(
       { event: 'api.listening', host: a.address, port: a.port },
       `API on ${a.address}:${a.port}`,
+    );
+    if (this.config.server.metricsListen) await this.listenReadOnly();
+    return { host: a.address, port: a.port };
+  }
+
+  /**
+   * The read-only listener (server.metricsListen or the given address): status page, /metrics, /healthz, /readyz.
+   * It changes nothing, so it may bind any address without a token.
+   */
+  async listenReadOnly(
+    listen = this.config.server.metricsListen ?? '127.0.0.1:0',
+  ): Promise<{ host: string; port: number }> {
+    if (!this.appDeps) throw new Error('start() the daemon before listenReadOnly()');
+    const addr = parseListen(listen, 'server.metricsListen');
+    this.readOnlyApp ??= await buildApp({ ...this.appDeps, readOnly: true });
+    await this.readOnlyApp.listen({ host: addr.host, port: addr.port });
+    const a = this.readOnlyApp.server.address() as AddressInfo;
+    this.logger.info(
+      { event: 'api.read_only_listening', host: a.address, port: a.port },
+      `read-only listener (status page, metrics, health) on ${a.address}:${a.port}`,
     );
     return { host: a.address, port: a.port };
   }
@@ -230,132 +277,96 @@ export class Daemon {
     const t0 = Date.now();
     // Cron ticks (twice a day) re-read the whole store, picking up what other processes (the CLI) changed;
     // wake ticks and API triggers use the in-memory state, which the daemon refreshes after its own writes.
-    if (source === 'schedule') await this.cache.loadAll();
-    if (this.opts.ari !== false) await this.refreshAri();
+    const full =
+      source === 'schedule' ||
+      source === 'startup' ||
+      this.now().getTime() - (this.lastFullCheck ?? 0) >= FULL_CHECK_MS;
+    if (full && source !== 'startup') await this.cache.loadAll();
     const now = this.now();
+    if (full) this.lastFullCheck = now.getTime();
     const { due, next } = this.cache.dueCheck(now);
+    // ARI: the pipeline asks the CA when a certificate's check is due — at the scheduled and start-up checks, and
+    // whenever the CA's Retry-After for one has passed.
+    const ari =
+      this.opts.ari === false
+        ? []
+        : this.cache
+            .all()
+            .filter(
+              (e) =>
+                e.config &&
+                e.live &&
+                !e.live.placeholder &&
+                !e.state?.placeholder &&
+                !due.includes(e.name) &&
+                (e.state?.ari?.nextCheckAt ? ariCheckDue(e.state.ari, now) : full),
+            )
+            .map((e) => e.name);
     this.logger.info(
-      { event: 'tick', source, certificates: this.cache.size, due: due.length, durationMs: Date.now() - t0 },
+      {
+        event: 'tick',
+        source,
+        certificates: this.cache.size,
+        due: due.length,
+        ariChecks: ari.length,
+        durationMs: Date.now() - t0,
+      },
       due.length ? `${due.length} certificate(s) due` : 'nothing due',
     );
-    this.checkExpiring(now);
-    if (due.length && !this.stopping) this.queue.submit({ names: due, respectBackoff: true, source });
-    this.scheduler.checked(); // the next check within 12 h, whatever schedule.cron says
+    await this.remind(now);
+    this.servedCheck = this.watcher.checkServed();
+    const names = [...due, ...ari];
+    if (names.length && !this.stopping) this.queue.submit({ names, respectBackoff: true, source });
     this.armWake(next);
   }
 
   private armWake(next: Date | undefined): void {
-    let at = next?.getTime();
+    // At least twice a day whatever schedule.cron says: ARI and the due times are looked at again within 12 h.
+    let at = Math.min(next?.getTime() ?? Number.POSITIVE_INFINITY, this.now().getTime() + FULL_CHECK_MS);
     for (const e of this.cache.all()) {
       const n =
         e.config && e.live && e.state?.ari?.nextCheckAt ? Date.parse(e.state.ari.nextCheckAt) : undefined;
       if (n !== undefined && (at === undefined || n < at)) at = n;
     }
-    this.scheduler.wakeAt(at === undefined ? undefined : new Date(at));
+    this.scheduler.wakeAt(new Date(at));
   }
 
-  private checkExpiring(now: Date): void {
+  /**
+   * Reminders between runs, by the same rules as the pipeline: a certificate in its danger window whose last
+   * attempt failed is alerted once a day ("already told" is kept in its state, shared with the CLI).
+   */
+  private async remind(now: Date): Promise<void> {
     if (this.alerts.size === 0) return;
-    const candidates: { alert: Alert; failing: boolean }[] = [];
     for (const e of this.cache.all()) {
       if (!e.config || !e.live) continue;
       const h = this.cache.health(e, now);
-      if (h.status !== 'danger' && h.status !== 'expired') continue;
-      const left = e.live.notAfter.getTime() - now.getTime();
-      const last = e.state?.lastAttempt;
-      const daysLeft = h.daysLeft ?? 0;
-      candidates.push({
-        failing: last?.result === 'failure',
-        alert: {
-          event: 'expiring',
-          certificate: e.name,
+      const inDanger = h.status === 'danger' || h.status === 'expired';
+      if (!inDanger && !e.state?.alerts?.expiring) continue;
+      const lock = await this.store.locker.tryLock(e.name).catch(() => undefined);
+      if (!lock) continue; // someone is renewing it right now: that run decides
+      try {
+        const state = await this.store.readState(e.name);
+        const out = alertsFor({
+          name: e.name,
           domains: e.config.domains,
-          message: `${left <= 0 ? 'has expired' : `expires in ${daysLeft} days`} and the last renewal attempt failed: ${last?.message ?? 'unknown error'}`,
-          code: last?.code,
-          hint: 'fix the cause named in the message (see GET /v1/certificates and the log), then POST /v1/renew',
-          serial: e.live.serial,
-          notAfter: e.live.notAfter.toISOString(),
-          daysLeft,
-          at: now.toISOString(),
-        },
-      });
-    }
-    this.alerts.expiring(candidates);
-  }
-
-  private async refreshAri(): Promise<void> {
-    const now = this.now();
-    const todo = this.cache
-      .all()
-      .filter((e) => e.config && e.live && !e.state?.placeholder && ariCheckDue(e.state?.ari, now));
-    if (!todo.length) return;
-    const log = this.logger.child({ component: 'ari' });
-    if (!this.directory || Date.now() - this.directory.at > DIRECTORY_TTL_MS) {
-      try {
-        const url = await renewalInfoUrl(this.config.acme.directoryUrl, { caBundlePem: this.caBundlePem });
-        this.directory = { url, at: Date.now() };
-        log.info(
-          { event: 'ari.directory', offered: !!url },
-          url
-            ? 'the CA offers renewal information (ARI)'
-            : 'the CA offers no renewal information; expiry rules apply',
-        );
-      } catch (err) {
-        log.warn(
-          { event: 'ari.directory_failed', error: (err as Error).message },
-          'cannot read the ACME directory for ARI; expiry rules apply this time',
-        );
-        return;
-      }
-    }
-    const base = this.directory.url;
-    if (!base) return;
-    await mapLimit(todo, 4, async (e) => {
-      const t0 = Date.now();
-      try {
-        const live = await this.store.current(e.name);
-        if (!live || live.placeholder) return;
-        const info = await fetchRenewalInfo(base, ariCertId(live.certPem, { cert: e.name }), {
-          cert: e.name,
+          state,
+          live: e.live,
+          health: this.cache.health({ ...e, state }, now),
           now,
-          caBundlePem: this.caBundlePem,
         });
-        const release = await this.store.lock(e.name);
-        try {
-          const state = await this.store.readState(e.name);
-          if (state?.serial && state.serial !== live.serial) return; // renewed meanwhile
-          const ari = nextAriState(state?.ari, info, now, this.random);
-          await this.store.updateState(e.name, { ari });
-          log.info(
-            {
-              event: 'ari.window',
-              cert: e.name,
-              start: ari.start,
-              end: ari.end,
-              selectedAt: ari.selectedAt,
-              durationMs: Date.now() - t0,
-            },
-            `${e.name}: CA suggests renewing between ${ari.start} and ${ari.end}; chose ${ari.selectedAt}`,
-          );
-        } finally {
-          await release().catch(() => {});
-        }
-      } catch (err) {
-        const ce = asCertkeeperError(err, 'acme', { cert: e.name });
-        log.warn(
-          { event: 'ari.failed', cert: e.name, code: ce.code, error: ce.message },
-          `${e.name}: ${ce.message}`,
-        );
+        if (out.memory) await this.store.updateState(e.name, { alerts: out.memory });
+        for (const a of out.alerts) this.alerts.notify(a);
+      } finally {
+        await lock.release().catch(() => {});
       }
-    });
-    await this.cache.refresh(todo.map((e) => e.name));
+    }
   }
 
   private async runJob(job: Job, signal: AbortSignal) {
     // Loaded at the first job: an idle daemon does not carry the ACME client.
     this.pipelineLoaded = true;
     const [{ renew }, { acmeEvents }] = await Promise.all([
-      import('../renew.js'),
+      import('../pipeline/renew.js'),
       import('../acme/events.js'),
     ]);
     this.metrics.attachAcme(acmeEvents);
@@ -369,43 +380,43 @@ export class Daemon {
       signal,
       jobId: job.id,
       onEvent: (e) => this.metrics.onEvent(e),
+      store: this.store,
+      notifier: this.alerts,
+      ari: this.opts.ari !== false,
+      random: this.random,
     });
   }
 
   private async afterJob(job: Job): Promise<void> {
     await this.cache.refresh(job.names);
-    const now = this.now();
-    for (const r of job.results ?? []) {
-      const domains = this.config.certificates.find((c) => c.name === r.name)?.domains ?? [];
-      if (r.status === 'failed') {
-        this.alerts.notify({
-          event: 'failure',
-          certificate: r.name,
-          domains,
-          message: r.deployFailed ? r.reason : `renewal failed: ${r.reason}`,
-          hint: r.error?.hint as string | undefined,
-          code: r.error?.code as string | undefined,
-          jobId: job.id,
-          serial: r.serial,
-          notAfter: this.cache.get(r.name)?.live?.notAfter.toISOString(),
-          at: now.toISOString(),
-        });
-      } else if (r.status === 'issued' || r.status === 'renewed') {
-        this.alerts.notify({
-          event: 'success',
-          certificate: r.name,
-          domains,
-          message: `${r.status}: serial ${r.serial}, valid until ${r.notAfter}`,
-          jobId: job.id,
-          serial: r.serial,
-          notAfter: r.notAfter,
-          daysLeft: r.notAfter ? Math.floor((Date.parse(r.notAfter) - now.getTime()) / DAY) : undefined,
-          at: now.toISOString(),
-        });
+    // Alerts were sent by the pipeline; "someone else is renewing it" is neither success nor failure: look again
+    // when that process lets go.
+    for (const r of job.results ?? []) if (r.status === 'busy') this.watchBusy(r.name);
+    this.armWake(this.cache.dueCheck(this.now()).next);
+    this.servedCheck = this.watcher.checkServed(job.names);
+  }
+
+  /** Polls a certificate another process holds until its lock frees (or its holder dies), then checks it again. */
+  private watchBusy(name: string): void {
+    if (this.busyWatch.has(name) || this.stopping) return;
+    const started = Date.now();
+    const check = async () => {
+      if (this.stopping) return;
+      const lock = await this.store.locker.tryLock(name).catch(() => undefined);
+      if (!lock && Date.now() - started < BUSY_WATCH_MAX_MS) {
+        this.busyWatch.set(name, setTimeout(() => void check(), BUSY_POLL_MS).unref());
+        return;
       }
-    }
-    this.checkExpiring(now);
-    this.armWake(this.cache.dueCheck(now).next);
+      this.busyWatch.delete(name);
+      await lock?.release().catch(() => {});
+      this.logger.info(
+        { event: 'lock.freed', cert: name },
+        `${name}: the other process let go of it; checking it again`,
+      );
+      await this.cache.refresh([name]);
+      if (!this.stopping) void this.tick('wake');
+    };
+    this.busyWatch.set(name, setTimeout(() => void check(), BUSY_POLL_MS).unref());
   }
 
   get shuttingDown(): boolean {
@@ -425,11 +436,16 @@ export class Daemon {
       'stopping: no new jobs; waiting for the running one',
     );
     this.scheduler.stop();
+    for (const t of this.busyWatch.values()) clearTimeout(t);
+    this.busyWatch.clear();
     await this.ticking?.catch(() => {});
     const clean = await this.queue.close(graceMs);
     await this.auditor?.stop(Math.min(graceMs, 5000));
+    await this.watcher.stop();
+    await this.servedCheck;
     await this.alerts.close(Math.min(graceMs, 5000));
     await this.app?.close();
+    await this.readOnlyApp?.close();
     this.metrics.close();
     // Route53 clients are shared process-wide by the DNS-01 solver; only a daemon that ran the pipeline has any
     // (an idle daemon does not load the AWS SDK, so this import stays behind that check).

@@ -23,6 +23,16 @@ export const API_ERRORS = {
     message: 'the request body is too large',
     hint: 'list fewer names per request, or raise server.bodyLimitBytes',
   },
+  CK_ERR_FORBIDDEN: {
+    status: 403,
+    message: 'not served to this address',
+    hint: 'open the status page from the daemon host (loopback), set server.publicStatus: true, or set an API token (server.tokenFile or CERTKEEPER_TOKEN) and give it when the browser asks',
+  },
+  CK_ERR_READ_ONLY: {
+    status: 404,
+    message: 'this is the read-only listener (server.metricsListen)',
+    hint: 'it serves GET /, /metrics, /healthz and /readyz only; send API requests to server.listen',
+  },
   CK_ERR_UNKNOWN_CERTIFICATE: {
     status: 404,
     message: 'unknown certificate name',
@@ -41,7 +51,7 @@ export const API_ERRORS = {
   CK_ERR_NOT_FOUND: {
     status: 404,
     message: 'no such endpoint',
-    hint: 'see the README for the endpoints: /v1/renew, /v1/reload, /v1/jobs/:id, /v1/certificates, /v1/acm/findings, /healthz, /readyz, /metrics',
+    hint: 'see the README for the endpoints: / (status page), /v1/renew, /v1/reload, /v1/jobs/:id, /v1/certificates, /v1/acm/findings, /healthz, /readyz, /metrics',
   },
   CK_ERR_METHOD_NOT_ALLOWED: {
     status: 405,

@@ -2,8 +2,12 @@ import type { EventEmitter } from 'node:events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AcmeRequestEvent } from '../acme/events.js';
 import type { CertEvent } from '../renew.js';
+import type { CertStore } from '../store/store.js';
+import { VERSION } from '../version.js';
+import type { EndpointStatus, ServedStatus, Watcher } from '../watch/watcher.js';
 import type { AcmAuditor } from './acm-audit.js';
-import type { StateCache } from './cache.js';
+import type { CachedCert, StateCache } from './cache.js';
+import { deployedOf, IssuerCache, profileOf, RenewalClock } from './status-page/model.js';
 
 /**
  * Prometheus metrics on a registry of their own (tests and several daemons in one process do not collide).
@@ -12,51 +16,150 @@ import type { StateCache } from './cache.js';
  */
 export class DaemonMetrics {
   readonly registry = new Registry();
+  /** Issuer names of live certificates (the status page shares them). */
+  readonly issuers?: IssuerCache;
+  /** Planned renewal moments (kept once due); the status page shares them. */
+  readonly clock: RenewalClock;
   readonly renewals: Counter<'name' | 'result'>;
   readonly acmeRequests: Counter<'endpoint' | 'status'>;
   private readonly acmeDuration: Histogram<'endpoint'>;
   private readonly onAcme: (e: AcmeRequestEvent) => void;
   private acmeSource?: EventEmitter;
 
-  constructor(cache: StateCache, now: () => Date, opts: { processMetrics?: boolean } = {}) {
+  constructor(
+    cache: StateCache,
+    now: () => Date,
+    opts: {
+      processMetrics?: boolean;
+      store?: Pick<CertStore, 'livePaths'>;
+      renewBeforeFraction?: number;
+    } = {},
+  ) {
     const registers = [this.registry];
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    new Gauge({
-      name: 'certkeeper_certificate_expiration_timestamp_seconds',
-      help: 'The date after which the live certificate expires (notAfter), as a Unix timestamp.',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.reset();
-        for (const e of cache.all()) if (e.live) this.set({ name: e.name }, e.live.notAfter.getTime() / 1000);
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // Gauges named *_total break the exposition rules (`promtool check metrics`); the per-type gauges stay.
+      for (const n of [
+        'nodejs_active_handles_total',
+        'nodejs_active_requests_total',
+        'nodejs_active_resources_total',
+      ])
+        this.registry.removeSingleMetric(n);
+    }
+    const clock = new RenewalClock(opts.renewBeforeFraction);
+    this.clock = clock;
+    const issuers = opts.store ? new IssuerCache(opts.store) : undefined;
+    this.issuers = issuers;
+    const live = () => cache.all().filter((e) => e.live && !e.live.placeholder && !e.state?.placeholder);
+    const perCert = (
+      name: string,
+      help: string,
+      value: (e: CachedCert, t: Date) => number | undefined,
+      which: () => CachedCert[] = () => cache.all(),
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['name'],
+        registers,
+        collect() {
+          this.reset();
+          const t = now();
+          for (const e of which()) {
+            const v = value(e, t);
+            if (v !== undefined && Number.isFinite(v)) this.set({ name: e.name }, v);
+          }
+        },
+      });
+    const seconds = (d: Date | string | undefined) =>
+      d === undefined ? undefined : Math.floor(new Date(d).getTime() / 1000);
+    perCert(
+      'certkeeper_certificate_expiration_timestamp_seconds',
+      'The date after which the live certificate expires (notAfter), as a Unix timestamp.',
+      (e) => seconds(e.live?.notAfter),
+    );
+    perCert(
+      'certkeeper_certificate_not_after_timestamp_seconds',
+      "The live certificate's notAfter, as a Unix timestamp (same as the expiration timestamp; cert-manager name).",
+      (e) => seconds(e.live?.notAfter),
+    );
+    perCert(
+      'certkeeper_certificate_not_before_timestamp_seconds',
+      "The live certificate's notBefore, as a Unix timestamp: with not_after, the fraction of the lifetime left.",
+      (e) => seconds(e.live?.notBefore),
+    );
+    perCert(
+      'certkeeper_certificate_renewal_timestamp_seconds',
+      'When the certificate is planned to renew (1/3 of the lifetime left, or the ARI moment), as a Unix timestamp; stays at that moment once due, so time() past it means renewal is overdue.',
+      (e, t) => seconds(clock.plannedAt(e, t)),
+    );
+    perCert(
+      'certkeeper_certificate_next_attempt_timestamp_seconds',
+      'After a failed attempt: the earliest moment of the next automatic attempt (failure backoff).',
+      (e) => (e.config && e.state?.failures ? seconds(e.state.nextAttemptAfter) : undefined),
+    );
+    perCert(
+      'certkeeper_certificate_last_success_timestamp_seconds',
+      'When the last renewal or issuance of the certificate succeeded, as a Unix timestamp.',
+      (e) => seconds(e.state?.lastSuccess),
+    );
+    perCert(
+      'certkeeper_certificate_deployed',
+      '1 when every deployer (nginx reload and verify, ACM import) succeeded for the live serial, 0 when renewed but not deployed; absent without deployers.',
+      (e) => {
+        const d = deployedOf(e);
+        return d === undefined ? undefined : d ? 1 : 0;
       },
-    });
+    );
     new Gauge({
-      name: 'certkeeper_certificate_renewal_timestamp_seconds',
-      help: 'When certkeeper will next try to renew the certificate (now when due), as a Unix timestamp.',
-      labelNames: ['name'],
+      name: 'certkeeper_certificate_ready_status',
+      help: 'The Ready condition (cert-manager style): 1 on the series whose condition (True, False, Unknown) holds. True: valid and outside its danger window (half the renewal margin, at most renewal.dangerDays); False: missing after an attempt, placeholder, expired or inside the danger window; Unknown: never attempted yet.',
+      labelNames: ['name', 'condition'],
       registers,
       collect() {
         this.reset();
         const t = now();
         for (const e of cache.all()) {
-          const p = cache.plan(e, t);
-          if (!p) continue;
-          const at = p.due ? t : p.renewAt;
-          if (at) this.set({ name: e.name }, Math.floor(at.getTime() / 1000));
+          if (!e.config) continue;
+          const ready = cache.health(e, t).ready;
+          const cond = ready ? 'True' : !e.live && !e.state?.lastAttempt ? 'Unknown' : 'False';
+          for (const c of ['True', 'False', 'Unknown'])
+            this.set({ name: e.name, condition: c }, c === cond ? 1 : 0);
         }
       },
     });
     new Gauge({
-      name: 'certkeeper_certificate_ready_status',
-      help: '1 when the live certificate is valid and outside its danger window (half the renewal margin, at most renewal.dangerDays), else 0.',
-      labelNames: ['name'],
+      name: 'certkeeper_certificate_info',
+      help: 'Always 1: what the live certificate is (serial, issuer, subject alternative names, ACME profile, key type).',
+      labelNames: ['name', 'serial', 'issuer', 'sans', 'profile', 'key_type'],
+      registers,
+      async collect() {
+        this.reset();
+        const certs = live();
+        await issuers?.fill(certs);
+        for (const e of certs) {
+          this.set(
+            {
+              name: e.name,
+              serial: e.live!.serial,
+              issuer: issuers?.get(e) ?? '',
+              sans: e.live!.domains.join(','),
+              profile: profileOf(e) ?? '',
+              key_type: e.state?.keyType ?? e.live!.keyType,
+            },
+            1,
+          );
+        }
+      },
+    });
+    new Gauge({
+      name: 'certkeeper_build_info',
+      help: 'Always 1: the certkeeper version and the Node.js version running it.',
+      labelNames: ['version', 'node_version'],
       registers,
       collect() {
         this.reset();
-        const t = now();
-        for (const e of cache.all())
-          if (e.config) this.set({ name: e.name }, problemOf(cache, e.name, t) ? 0 : 1);
+        this.set({ version: VERSION, node_version: process.version }, 1);
       },
     });
     new Gauge({
@@ -136,6 +239,90 @@ export class DaemonMetrics {
         this.inc({ result: 'failure' }, auditor.errors);
       },
     });
+  }
+
+  /**
+   * Watched endpoints (watch:) and what the nginx verify addresses serve for certkeeper's own certificates, from
+   * the watcher's last probes.
+   */
+  attachWatch(watcher: Watcher): void {
+    const registers = [this.registry];
+    const endpoint = (name: string, help: string, value: (s: EndpointStatus) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['endpoint'],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of watcher.endpoints.values()) {
+            if (!s.checkedAt) continue;
+            const v = value(s);
+            if (v !== undefined && Number.isFinite(v)) this.set({ endpoint: s.label }, v);
+          }
+        },
+      });
+    const ts = (d?: string) => (d ? Math.floor(Date.parse(d) / 1000) : undefined);
+    const bool = (b?: boolean) => (b === undefined ? undefined : b ? 1 : 0);
+    endpoint(
+      'certkeeper_endpoint_probe_success',
+      '1 when the last TLS handshake with the watched endpoint completed, else 0.',
+      (s) => bool(s.reachable),
+    );
+    endpoint(
+      'certkeeper_endpoint_probe_timestamp_seconds',
+      'When the watched endpoint was last probed, as a Unix timestamp.',
+      (s) => ts(s.checkedAt),
+    );
+    endpoint(
+      'certkeeper_endpoint_certificate_expiration_timestamp_seconds',
+      'notAfter of the certificate the watched endpoint serves, as a Unix timestamp.',
+      (s) => ts(s.notAfter),
+    );
+    endpoint(
+      'certkeeper_endpoint_certificate_not_before_timestamp_seconds',
+      'notBefore of the certificate the watched endpoint serves, as a Unix timestamp.',
+      (s) => ts(s.notBefore),
+    );
+    endpoint(
+      'certkeeper_endpoint_certificate_trusted',
+      '1 when the served chain verifies against the system roots (plus watch caFile), else 0.',
+      (s) => (s.reachable ? bool(s.trusted) : undefined),
+    );
+    endpoint(
+      'certkeeper_endpoint_certificate_name_match',
+      '1 when the served certificate is valid for the SNI name (or IP address), else 0.',
+      (s) => (s.reachable ? bool(s.nameMatches) : undefined),
+    );
+    const served = (name: string, help: string, value: (s: ServedStatus) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['name', 'address'],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of watcher.served.values()) {
+            const v = value(s);
+            if (v !== undefined && Number.isFinite(v)) this.set({ name: s.cert, address: s.address }, v);
+          }
+        },
+      });
+    served(
+      'certkeeper_certificate_served_probe_success',
+      "1 when the nginx verify address answered the TLS handshake for the certificate's first name, else 0.",
+      (s) => (s.error ? 0 : 1),
+    );
+    served(
+      'certkeeper_certificate_served_serial_match',
+      '1 when the nginx verify address serves the live serial from the store, 0 when it serves another.',
+      (s) => bool(s.matches),
+    );
+    served(
+      'certkeeper_certificate_served_expiration_timestamp_seconds',
+      'notAfter of the certificate the nginx verify address serves, as a Unix timestamp.',
+      (s) => ts(s.notAfter),
+    );
   }
 
   /** Counts the ACME client's requests (attached when the pipeline is first loaded). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
-import { MAX_CHECK_INTERVAL_MS, Scheduler, type Timers } from './scheduler.js';
+import { Scheduler, type Timers } from './scheduler.js';
 
 /** A fake clock and timer queue: advance() moves the clock and fires what is due, in order. */
 function fakeClock(start: number) {
@@ -59,29 +59,6 @@ function scheduler(
 }
 
 describe('Scheduler', () => {
-  it('checks at least every 12 hours whatever schedule.cron says', () => {
-    const clock = fakeClock(T0);
-    const ticks: { source: string; at: number }[] = [];
-    // once a month: far too rare for ARI and short certificates
-    const s = scheduler(clock, ticks, '0 3 1 * *');
-    s.checked();
-    clock.advanceTo(T0 + MAX_CHECK_INTERVAL_MS - 1);
-    expect(ticks).toEqual([]);
-    clock.advanceTo(T0 + MAX_CHECK_INTERVAL_MS);
-    expect(ticks).toEqual([{ source: 'schedule', at: T0 + MAX_CHECK_INTERVAL_MS }]);
-    // the daemon reports each check; the next forced one is 12 h after the last check, not after the first
-    s.checked();
-    clock.advanceTo(T0 + MAX_CHECK_INTERVAL_MS + 3600_000);
-    s.checked();
-    clock.advanceTo(T0 + 2 * MAX_CHECK_INTERVAL_MS + 3600_000);
-    expect(ticks.map((t) => t.at)).toEqual([
-      T0 + MAX_CHECK_INTERVAL_MS,
-      T0 + 2 * MAX_CHECK_INTERVAL_MS + 3600_000,
-    ]);
-    s.stop();
-    expect(clock.pending()).toEqual([]);
-  });
-
   it('wakes exactly when something is due, also far ahead (stepped timers) and after an early timer', () => {
     const clock = fakeClock(T0);
     const ticks: { source: string; at: number }[] = [];

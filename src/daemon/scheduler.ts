@@ -26,13 +26,6 @@ export function defaultCron(random: () => number = Math.random): string {
 /** A timer longer than this is re-armed in steps (setTimeout overflows after 24.8 days; clocks drift). */
 const MAX_WAKE_MS = 6 * 3600_000;
 
-/**
- * However rarely schedule.cron fires (weekly, or a hand-written "0 3 1 * *"), due times and ARI are checked at least
- * this often: Let's Encrypt asks clients to check ARI at least twice a day, and a 6-day certificate cannot wait for a
- * weekly tick.
- */
-export const MAX_CHECK_INTERVAL_MS = 12 * 3600_000;
-
 export interface SchedulerOptions {
   cron?: string;
   timezone: string;
@@ -41,20 +34,19 @@ export interface SchedulerOptions {
   random?: () => number;
   timers?: Timers;
   now?: () => Date;
-  /** 'schedule': a cron tick, or the twice-a-day check standing in for one; 'wake': something became due. */
+  /** 'schedule': a cron tick; 'wake': something became due (the daemon also wakes itself within 12 h). */
   onTick: (source: 'schedule' | 'wake') => void;
 }
 
 /**
  * The cron tick (with random jitter before each run), one "wake" timer for the earliest moment something becomes
  * due between ticks (a backoff expiring after a failure, an ARI moment, a renewal date) — fired at that moment, not
- * a second later — and a check at most MAX_CHECK_INTERVAL_MS after the last one whatever the cron says.
+ * a second later. The daemon arms the wake at most 12 h ahead, so it checks twice a day whatever the cron says.
  */
 export class Scheduler {
   expression: string;
   private task?: { stop(): unknown; destroy(): unknown };
   private wake?: unknown;
-  private heartbeat?: unknown;
   private jitter = new Set<unknown>();
   private stopped = false;
   private readonly timers: Timers;
@@ -165,38 +157,12 @@ export class Scheduler {
     arm(true);
   }
 
-  /**
-   * Tell the scheduler a check just ran (any source: cron, wake, start-up, API): the next check comes within
-   * MAX_CHECK_INTERVAL_MS, as a 'schedule' tick (store re-read, ARI asked), unless the cron or a wake comes first.
-   */
-  checked(): void {
-    if (this.heartbeat !== undefined) this.timers.clearTimeout(this.heartbeat);
-    this.heartbeat = undefined;
-    if (this.stopped) return;
-    const target = this.nowMs() + MAX_CHECK_INTERVAL_MS;
-    const arm = () => {
-      const left = target - this.nowMs();
-      this.heartbeat = this.timers.setTimeout(
-        () => {
-          this.heartbeat = undefined;
-          if (this.stopped) return;
-          if (target - this.nowMs() > 0) arm();
-          else this.opts.onTick('schedule');
-        },
-        Math.max(1, Math.min(left, MAX_WAKE_MS)),
-      );
-    };
-    arm();
-  }
-
   stop(): void {
     this.stopped = true;
     void this.task?.stop();
     void this.task?.destroy();
     this.task = undefined;
     this.wakeAt(undefined);
-    if (this.heartbeat !== undefined) this.timers.clearTimeout(this.heartbeat);
-    this.heartbeat = undefined;
     for (const h of this.jitter) this.timers.clearTimeout(h);
     this.jitter.clear();
   }

@@ -9,7 +9,7 @@ import type { CertificateConfig } from '../config/schema.js';
 import { createSelfSigned } from '../crypto/selfsigned.js';
 import type { Logger } from '../log.js';
 import { exists, writeFileAtomic } from '../store/fsutil.js';
-import type { CertStore } from '../store/store.js';
+import type { Store } from '../store/types.js';
 
 /** Days the placeholder is valid: long enough to survive a CA outage at first boot, short enough to be noticed. */
 export const PLACEHOLDER_DAYS = 7;
@@ -20,10 +20,10 @@ export const PLACEHOLDER_DAYS = 7;
  */
 export async function ensureBootstrap(
   cert: CertificateConfig,
-  store: CertStore,
+  store: Store & { root?: string },
   logger: Logger,
 ): Promise<boolean> {
-  await ensureNginxSharedFiles(store.root, logger);
+  if (store.root) await ensureNginxSharedFiles(store.root, logger);
   if (await store.current(cert.name)) return false;
   const { certPem, keyPem } = await createSelfSigned({
     commonName: cert.domains[0]!,

@@ -31,6 +31,11 @@ export function emailText(alert: Alert): string {
     ['Job', alert.jobId],
     ['ACM', alert.audit && `${alert.audit.arn} (${alert.audit.region}), rule ${alert.audit.rule}`],
     ['Used by', alert.audit?.inUseBy.length ? alert.audit.inUseBy.join(', ') : undefined],
+    [
+      'Endpoint',
+      alert.endpoint &&
+        `${alert.endpoint.address}${alert.endpoint.sni ? ` (SNI ${alert.endpoint.sni})` : ''}: ${alert.endpoint.problem}`,
+    ],
     ['When', alert.at],
   ];
   const lines = rows.filter(([, v]) => v).map(([k, v]) => `${`${k}:`.padEnd(13)}${v}`);

@@ -1,4 +1,6 @@
 import type { Logger } from '../log.js';
+import { retry } from '../platform/retry.js';
+import { sleep } from '../platform/sleep.js';
 import * as email from './email.js';
 import type { NotifyConfig } from './schema.js';
 import * as slack from './slack.js';
@@ -30,17 +32,9 @@ export interface DispatcherOptions {
 
 const DAY = 86_400_000;
 
+/** Waits between delivery attempts; resolves early (never rejects) when the dispatcher closes. */
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return sleep(ms, signal).catch(() => {});
 }
 
 /**
@@ -125,34 +119,38 @@ export class AlertDispatcher {
 
   private async deliver(n: Notifier, alert: Alert): Promise<void> {
     const log = this.opts.logger.child({ notifier: n.name, cert: alert.certificate, alert: alert.event });
-    for (let attempt = 0; attempt <= this.delays.length; attempt++) {
-      if (this.abort.signal.aborted) break;
-      const t0 = Date.now();
-      try {
-        await n.send(alert, this.abort.signal);
-        this.delivered++;
-        log.info(
-          { event: 'notify.sent', attempt: attempt + 1, durationMs: Date.now() - t0 },
-          `alert sent to ${n.name}`,
-        );
-        return;
-      } catch (err) {
-        const last = attempt === this.delays.length;
-        log[last ? 'error' : 'warn'](
-          {
-            event: last ? 'notify.failed' : 'notify.retry',
-            attempt: attempt + 1,
-            error: (err as Error).message,
-          },
-          last
-            ? `could not deliver the ${alert.event} alert to ${n.name}; giving up (check the target's address, and for e-mail the SMTP settings)`
-            : `alert to ${n.name} failed, retrying`,
-        );
-        if (last) break;
-        await this.sleep(this.delays[attempt]!, this.abort.signal);
-      }
+    if (this.abort.signal.aborted) {
+      this.failed++;
+      return;
     }
-    this.failed++;
+    let attempts = 0;
+    try {
+      await retry(
+        async (attempt) => {
+          attempts = attempt;
+          const t0 = Date.now();
+          await n.send(alert, this.abort.signal);
+          log.info({ event: 'notify.sent', attempt, durationMs: Date.now() - t0 }, `alert sent to ${n.name}`);
+        },
+        {
+          delaysMs: this.delays,
+          signal: this.abort.signal,
+          sleep: (ms, signal) => this.sleep(ms, signal ?? this.abort.signal),
+          onRetry: (err, attempt) =>
+            log.warn(
+              { event: 'notify.retry', attempt, error: (err as Error).message },
+              `alert to ${n.name} failed, retrying`,
+            ),
+        },
+      );
+      this.delivered++;
+    } catch (err) {
+      log.error(
+        { event: 'notify.failed', attempt: attempts, error: (err as Error).message },
+        `could not deliver the ${alert.event} alert to ${n.name}; giving up (check the target's address, and for e-mail the SMTP settings)`,
+      );
+      this.failed++;
+    }
   }
 
   /** Resolves when every queued delivery has finished (sent or given up). */

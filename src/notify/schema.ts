@@ -2,8 +2,8 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const events = z
-  .array(z.enum(['failure', 'expiring', 'success', 'audit']))
-  .default(['failure', 'expiring', 'audit']);
+  .array(z.enum(['failure', 'expiring', 'success', 'audit', 'endpoint']))
+  .default(['failure', 'expiring', 'audit', 'endpoint']);
 
 const isLoopbackHost = (h: string) =>
   h === 'localhost' || (isIP(h) === 4 ? h.startsWith('127.') : h === '::1');

@@ -9,6 +9,7 @@ const ICON: Record<Alert['event'], string> = {
   expiring: ':warning:',
   success: ':white_check_mark:',
   audit: ':rotating_light:',
+  endpoint: ':warning:',
 };
 
 /** Slack (and Mattermost/Rocket.Chat) incoming-webhook body: `text` for notifications, `blocks` for the view. */
@@ -22,6 +23,8 @@ export function slackPayload(alert: Alert): { text: string; blocks: unknown[] } 
     alert.jobId && `*Job:* \`${alert.jobId}\``,
     alert.audit && `*ACM:* \`${alert.audit.arn}\` (${alert.audit.region}), rule \`${alert.audit.rule}\``,
     alert.audit?.inUseBy.length && `*Used by:* ${alert.audit.inUseBy.join(', ')}`,
+    alert.endpoint &&
+      `*Endpoint:* \`${alert.endpoint.address}\`${alert.endpoint.sni ? ` (SNI ${alert.endpoint.sni})` : ''}, ${alert.endpoint.problem}`,
   ].filter(Boolean) as string[];
   const blocks: unknown[] = [
     { type: 'section', text: { type: 'mrkdwn', text: head } },

@@ -1,4 +1,4 @@
-export type AlertEvent = 'failure' | 'expiring' | 'success' | 'audit';
+export type AlertEvent = 'failure' | 'expiring' | 'success' | 'audit' | 'endpoint';
 
 /** What every notify target receives; the webhook sends it as JSON, Slack as text. Never carries secrets. */
 export interface Alert {
@@ -19,6 +19,18 @@ export interface Alert {
   at: string;
   /** 'audit' only: the ACM finding (see `certkeeper acm audit`). */
   audit?: AuditAlertFields;
+  /** 'endpoint' only: the watched endpoint (watch: in the configuration) and what is wrong with it. */
+  endpoint?: EndpointAlertFields;
+}
+
+export interface EndpointAlertFields {
+  /** The watch entry's label. */
+  name: string;
+  address: string;
+  sni?: string;
+  /** unreachable, expiring, expired, untrusted, name-mismatch */
+  problem: string;
+  issuer?: string;
 }
 
 export interface AuditAlertFields {

@@ -3,7 +3,8 @@ import { promises as fs } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { IssuedCertificate } from '../core/certificate.js';
 import type { KeyType } from '../core/keys.js';
-import { certInfo, splitPemChain } from '../crypto/pem.js';
+import { isForeignPlaceholder } from '../core/placeholder.js';
+import { certInfo, certSummary, splitPemChain } from '../crypto/pem.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { exists, readIfExists, storageError, symlinkAtomic, writeFileAtomic } from './fsutil.js';
@@ -29,6 +30,9 @@ export function combinedPem(fullchainPem: string, keyPem: string): string {
   const tail = (t: string) => (t.endsWith('\n') ? t : `${t}\n`);
   return tail(fullchainPem) + tail(keyPem);
 }
+
+/** Free space needed in storage.path before ordering: a certificate set is ~10 KiB; leave room for state and logs. */
+export const MIN_FREE_BYTES = 1024 * 1024;
 
 const README = `This folder is managed by certkeeper.
 cert.pem, chain.pem, fullchain.pem and privkey.pem point (through .current) at the
@@ -100,7 +104,7 @@ export class CertStore implements Store {
     if (!fullchain || !privkey) return undefined;
     const leaf = cert ?? splitPemChain(fullchain)[0];
     if (!leaf) return undefined;
-    const info = certInfo(leaf);
+    const info = certSummary(leaf);
     const st = state ?? (await this.readState(name));
     return {
       name,
@@ -115,7 +119,7 @@ export class CertStore implements Store {
       notAfter: info.notAfter,
       version: (await this.currentVersion(name)) ?? st?.version ?? 0,
       paths,
-      placeholder: st?.placeholder === true,
+      placeholder: st?.placeholder === true || (st?.serial !== info.serial && isForeignPlaceholder(leaf)),
     };
   }
 
@@ -165,32 +169,47 @@ export class CertStore implements Store {
     await fs.mkdir(archive, { recursive: true, mode: 0o755 }).catch((err: unknown) => {
       throw storageError(err, archive);
     });
-    const version = ((await this.versions(name)).at(-1) ?? 0) + 1;
-    // 1. the files themselves (a crash here leaves unreferenced files, never a partial live set)
-    await Promise.all(
-      LIVE_FILES.map((f) =>
-        writeFileAtomic(join(archive, `${f}${version}.pem`), files[f], f === 'privkey' ? 0o600 : 0o644),
-      ),
-    );
-    await writeFileAtomic(
-      join(archive, `${COMBINED}${version}.pem`),
-      combinedPem(files.fullchain, files.privkey),
-      0o600,
-    );
-    // 2. the version folder (an explicit mode: umask 000 must not make it world-writable)
+    const existing = await this.versions(name);
+    // A first-boot placeholder is version 0, so the first real certificate is version 1 as with certbot.
+    const version = input.placeholder && existing.length === 0 ? 0 : (existing.at(-1) ?? 0) + 1;
     const vdir = join(archive, `.v${version}`);
     try {
-      await fs.rm(vdir, { recursive: true, force: true });
-      await fs.mkdir(vdir, { mode: 0o755 });
+      // 1. the files themselves (a crash here leaves unreferenced files, never a partial live set)
       await Promise.all(
-        [...LIVE_FILES, COMBINED].map((f) => fs.symlink(`../${f}${version}.pem`, join(vdir, `${f}.pem`))),
+        LIVE_FILES.map((f) =>
+          writeFileAtomic(join(archive, `${f}${version}.pem`), files[f], f === 'privkey' ? 0o600 : 0o644),
+        ),
       );
+      await writeFileAtomic(
+        join(archive, `${COMBINED}${version}.pem`),
+        combinedPem(files.fullchain, files.privkey),
+        0o600,
+      );
+      // 2. the version folder (an explicit mode: umask 000 must not make it world-writable)
+      try {
+        await fs.rm(vdir, { recursive: true, force: true });
+        await fs.mkdir(vdir, { mode: 0o755 });
+        await Promise.all(
+          [...LIVE_FILES, COMBINED].map((f) => fs.symlink(`../${f}${version}.pem`, join(vdir, `${f}.pem`))),
+        );
+      } catch (err) {
+        throw storageError(err, vdir);
+      }
+      await this.ensureCombinedLink(name);
+      // 3. the switch
+      await this.pointCurrentAt(name, version);
     } catch (err) {
-      throw storageError(err, vdir);
+      // Nothing went live: remove the partial version so failed attempts (a full disk) leave nothing behind.
+      if ((await this.currentVersion(name)) !== version) {
+        await fs.rm(vdir, { recursive: true, force: true }).catch(() => {});
+        await Promise.all(
+          [...LIVE_FILES, COMBINED].map((f) =>
+            fs.rm(join(archive, `${f}${version}.pem`), { force: true }).catch(() => {}),
+          ),
+        );
+      }
+      throw err;
     }
-    await this.ensureCombinedLink(name);
-    // 3. the switch
-    await this.pointCurrentAt(name, version);
     const info = certInfo(files.cert);
     const now = new Date().toISOString();
     await this.updateState(name, {
@@ -202,6 +221,7 @@ export class CertStore implements Store {
       version,
       issuedAt: now,
       placeholder: input.placeholder === true,
+      ...input.state,
     });
     const live = await this.current(name);
     if (!live || live.serial !== info.serial) {
@@ -345,6 +365,29 @@ export class CertStore implements Store {
     }
     for (const f of LIVE_FILES) await symlinkAtomic(`${CURRENT}/${f}.pem`, paths[f]);
     if (!(await exists(join(live, 'README')))) await writeFileAtomic(join(live, 'README'), README);
+  }
+
+  /** Refuses (before anything is ordered) when storage.path has less than MIN_FREE_BYTES free. */
+  async checkSpace(name: string): Promise<void> {
+    let st: Awaited<ReturnType<typeof fs.statfs>>;
+    try {
+      await fs.mkdir(this.root, { recursive: true });
+      st = await fs.statfs(this.root);
+    } catch {
+      return; // cannot tell: the writes themselves will say
+    }
+    const free = Number(st.bavail) * Number(st.bsize);
+    if (free < MIN_FREE_BYTES) {
+      throw new CertkeeperError(
+        'store',
+        `storage.path (${this.root}) has only ${Math.floor(free / 1024)} KiB free; not ordering a certificate that could not be stored`,
+        {
+          cert: name,
+          code: 'CK_ERR_DISK_FULL',
+          hint: `free space on the filesystem of ${this.root} (certkeeper needs at least ${MIN_FREE_BYTES / 1024 / 1024} MiB), then run certkeeper renew`,
+        },
+      );
+    }
   }
 
   async readState(name: string): Promise<CertState | undefined> {

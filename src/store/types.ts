@@ -59,6 +59,11 @@ export interface Store {
   /** Switches live back to the newest complete version older than the current one. */
   rollback(name: string): Promise<IssuedCertificate | undefined>;
   readState(name: string): Promise<CertState | undefined>;
+  /**
+   * Optional: throws a 'store' error (code CK_ERR_DISK_FULL, with the fix) when there is too little room to store a
+   * certificate, so nothing is ordered that could not be kept.
+   */
+  checkSpace?(name: string): Promise<void>;
   /** Read-modify-write of the state (shallow merge; a key set to undefined is removed). Callers hold the lock. */
   updateState(name: string, patch: Partial<CertState>): Promise<CertState>;
 }

@@ -3,7 +3,7 @@
  * the certificate served is the one just stored. "Renewed" is not "deployed" until this passes.
  */
 import { isIP } from 'node:net';
-import { connect } from 'node:tls';
+import { connect, rootCertificates } from 'node:tls';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -41,6 +41,15 @@ export interface ServedCertificate {
   subject: string;
   issuer: string;
   notAfter: Date;
+  notBefore: Date;
+  /** subjectAltName as Node prints it ("DNS:a.example, IP Address:10.0.0.1"). */
+  subjectAltName?: string;
+  /** The chain verified against the trusted roots (Node's, plus `ca` when given). */
+  authorized: boolean;
+  /** Why it did not verify (e.g. CERT_HAS_EXPIRED, SELF_SIGNED_CERT_IN_CHAIN, UNABLE_TO_GET_ISSUER_CERT_LOCALLY). */
+  authorizationError?: string;
+  /** Whether the leaf is valid for the name asked for (SNI), by RFC 6125 rules. */
+  matchesName: boolean;
 }
 
 /**
@@ -51,6 +60,7 @@ export function probeServedCertificate(
   target: HostPort,
   servername: string,
   timeoutMs = 3000,
+  opts: { ca?: string[] } = {},
 ): Promise<ServedCertificate> {
   return new Promise((resolve, reject) => {
     const socket = connect({
@@ -60,6 +70,8 @@ export function probeServedCertificate(
       ...(isIP(servername) ? {} : { servername }),
       rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
+      // Extra roots are trusted beside Node's own, not instead of them.
+      ...(opts.ca?.length ? { ca: [...rootCertificates, ...opts.ca] } : {}),
     });
     const timer = setTimeout(() => {
       socket.destroy();
@@ -69,6 +81,10 @@ export function probeServedCertificate(
       clearTimeout(timer);
       // The X509Certificate view prints the serial exactly as certInfo() does (leading zero bytes kept).
       const peer = socket.getPeerX509Certificate();
+      const authorized = socket.authorized;
+      const authorizationError = socket.authorizationError
+        ? String((socket.authorizationError as NodeJS.ErrnoException).code ?? socket.authorizationError)
+        : undefined;
       socket.end();
       socket.destroy();
       if (!peer) {
@@ -80,6 +96,11 @@ export function probeServedCertificate(
         subject: peer.subject,
         issuer: peer.issuer,
         notAfter: new Date(peer.validTo),
+        notBefore: new Date(peer.validFrom),
+        subjectAltName: peer.subjectAltName,
+        authorized,
+        authorizationError,
+        matchesName: isIP(servername) ? !!peer.checkIP(servername) : !!peer.checkHost(servername),
       });
     });
     socket.once('error', (err) => {

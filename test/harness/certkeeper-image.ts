@@ -35,6 +35,7 @@ export async function buildCertkeeperImage(
     }
     await fs.mkdir(join(ctx, 'docker'));
     await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
+    await fs.cp(join(REPO, 'docker/monitoring'), join(ctx, 'docker/monitoring'), { recursive: true });
     await fs.cp(join(REPO, 'src'), join(ctx, 'src'), {
       recursive: true,
       filter: (p) => !p.endsWith('.test.ts'),

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { CertkeeperError } from '../../errors.js';
 import { redactText } from '../../log.js';
+import { type RunResult, runProcess as runProgram } from '../../platform/process.js';
 import { findAuthoritativeNameservers, type TxtExpectation, waitForTxtRecords } from '../dns-propagation.js';
 import {
   type ChallengeInput,
@@ -21,102 +21,8 @@ export type ExecDeps = SolverDeps & {
   resolveHost?: (host: string) => Promise<string[]>;
 };
 
-const STDERR_TAIL_BYTES = 2048;
-
-export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  stderrTail: string;
-  durationMs: number;
-}
-
-/** Keeps only the last `max` bytes of a stream. */
-function tailCollector(max: number) {
-  let buf = Buffer.alloc(0);
-  let truncated = false;
-  return {
-    push(chunk: Buffer) {
-      buf = Buffer.concat([buf, chunk]);
-      if (buf.length > max) {
-        buf = buf.subarray(buf.length - max);
-        truncated = true;
-      }
-    },
-    /** The tail as text; a line cut in half at the start is dropped. */
-    text: () => {
-      const t = buf.toString('utf8');
-      return (truncated ? t.slice(t.indexOf('\n') + 1) : t).trim();
-    },
-  };
-}
-
-/**
- * Runs argv without a shell in its own process group; on timeout (or abort) the whole group gets
- * SIGTERM, then SIGKILL after a grace period. Resolves with the exit status, never rejects on exit codes.
- */
-export function runProgram(
-  argv: string[],
-  opts: { timeoutMs: number; killGraceMs?: number; signal?: AbortSignal },
-): Promise<RunResult> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      shell: false,
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      windowsHide: true,
-    });
-    const stderr = tailCollector(STDERR_TAIL_BYTES);
-    child.stderr!.on('data', (c: Buffer) => stderr.push(c));
-    let timedOut = false;
-    let settled = false;
-    let killTimer: NodeJS.Timeout | undefined;
-    let exitTimer: NodeJS.Timeout | undefined;
-    const killGroup = (sig: NodeJS.Signals) => {
-      try {
-        if (child.pid) process.kill(-child.pid, sig);
-      } catch {
-        try {
-          child.kill(sig);
-        } catch {
-          /* already gone */
-        }
-      }
-    };
-    const stop = () => {
-      killGroup('SIGTERM');
-      killTimer = setTimeout(() => killGroup('SIGKILL'), opts.killGraceMs ?? 2000);
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      stop();
-    }, opts.timeoutMs);
-    const onAbort = () => stop();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const finish = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(killTimer);
-      clearTimeout(exitTimer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      resolve({ code, signal, timedOut, stderrTail: stderr.text(), durationMs: Date.now() - started });
-    };
-    child.once('error', (err) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      reject(err);
-    });
-    // 'close' waits for stderr to drain; a grandchild that keeps stderr open must not hold us past exit + 1 s.
-    child.once('exit', (code, signal) => {
-      exitTimer = setTimeout(() => finish(code, signal), 1000);
-    });
-    child.once('close', (code, signal) => finish(code, signal));
-  });
-}
+/** The one process runner (platform/process.ts): own process group, timeout and abort, output tails. */
+export { type RunResult, runProcess as runProgram } from '../../platform/process.js';
 
 export function create(config: ExecChallengeConfig, deps: ExecDeps): ChallengeSolver {
   const program = config.command[0]!;

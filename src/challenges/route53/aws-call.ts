@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Route53Client } from '@aws-sdk/client-route-53';
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { awsErrorName, BAD_CREDENTIALS, isRetryableAwsError } from '../../platform/aws/errors.js';
 
 /** What one Route53 call is about, for retries, the IAM action in errors and the log. */
 export interface CallContext {
@@ -24,24 +25,6 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseMs: 1000, maxMs: 8000 };
 
-const THROTTLING = new Set([
-  'Throttling',
-  'ThrottlingException',
-  'PriorRequestNotComplete',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-]);
-const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'TimeoutError']);
-const BAD_CREDENTIALS = new Set([
-  'InvalidClientTokenId',
-  'UnrecognizedClientException',
-  'SignatureDoesNotMatch',
-  'ExpiredToken',
-  'ExpiredTokenException',
-  'InvalidSignatureException',
-  'IncompleteSignature',
-]);
-
 interface AwsLikeError {
   name?: string;
   code?: string;
@@ -50,18 +33,9 @@ interface AwsLikeError {
   $retryable?: unknown;
 }
 
-function errName(err: unknown): string {
-  const e = err as AwsLikeError;
-  return e?.name ?? e?.code ?? 'Error';
-}
-
-export function isRetryable(err: unknown): boolean {
-  const e = err as AwsLikeError;
-  const name = errName(err);
-  if (THROTTLING.has(name) || NETWORK.has(name) || NETWORK.has(e?.code ?? '')) return true;
-  const status = e?.$metadata?.httpStatusCode;
-  return status !== undefined && status >= 500;
-}
+// The one AWS error vocabulary, shared with ACM.
+const errName = awsErrorName;
+export const isRetryable = isRetryableAwsError;
 
 /** Turns an SDK error into a CertkeeperError that names the IAM action and says what to fix. */
 export function toAwsError(err: unknown, ctx: CallContext): CertkeeperError {

@@ -71,6 +71,12 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
   const pending = new Map<string, Map<string, string>>();
 
   const logger = (ctx: SolverContext): Logger => ctx.logger ?? deps.logger;
+  /** One writer per zone in this process, and cluster-wide when the cluster passes its zone lock. */
+  const lockZone = <T>(zoneId: string, fn: () => Promise<T>): Promise<T> =>
+    withZoneLock(
+      zoneId,
+      deps.zoneLock ? () => (deps.zoneLock as NonNullable<SolverDeps['zoneLock']>)(zoneId, fn) : fn,
+    );
 
   function zoneFor(domain: string, cert: string, ctx: SolverContext): Promise<HostedZone> {
     if (config.hostedZoneId) {
@@ -177,7 +183,7 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
     verb: 'present' | 'cleanup',
     ctx: SolverContext,
   ): Promise<string | undefined> {
-    return withZoneLock(g.zone.id, async () => {
+    return lockZone(g.zone.id, async () => {
       const changes: Change[] = [];
       for (const [name, { values, domain }] of g.names) {
         const current = await readTxt(g.zone.id, name, cert, domain, ctx);

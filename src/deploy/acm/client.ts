@@ -1,5 +1,5 @@
 import { ACMClient } from '@aws-sdk/client-acm';
-import { CertkeeperError } from '../../errors.js';
+import { awsErrorName } from '../../platform/aws/errors.js';
 
 /**
  * An ACM client for one region. Everything else comes from the SDK's own settings, so they keep working:
@@ -25,33 +25,8 @@ export function clientCache(
   };
 }
 
-/** Error names ACM (and STS/IAM in front of it) uses for requests that will fail the same way next time. */
-const PERMANENT = new Set([
-  'ValidationException',
-  'InvalidArnException',
-  'InvalidParameterException',
-  'InvalidArgsException',
-  'InvalidTagException',
-  'TooManyTagsException',
-  'TagPolicyException',
-  'ResourceNotFoundException',
-  'AccessDeniedException',
-  'AccessDeniedFault',
-  'UnrecognizedClientException',
-  'InvalidSignatureException',
-  'LimitExceededException',
-  'CredentialsProviderError',
-]);
-
-export function awsErrorName(err: unknown): string {
-  if (err && typeof err === 'object' && 'name' in err) return String((err as { name: unknown }).name);
-  return 'Error';
-}
-
-export function isPermanentAwsError(err: unknown): boolean {
-  if (err instanceof CertkeeperError) return err.permanent;
-  return PERMANENT.has(awsErrorName(err));
-}
+// The one AWS error vocabulary, shared with Route53.
+export { awsErrorName, isPermanentAwsError } from '../../platform/aws/errors.js';
 
 /** A sentence on what to do about an AWS error, by its name. */
 export function hintForAwsError(err: unknown, action: string, region: string): string {

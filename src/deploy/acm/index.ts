@@ -21,6 +21,7 @@ import {
 import { splitPemChain } from '../../crypto/pem.js';
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { sleep } from '../../platform/sleep.js';
 import type { DeployContext, Deployer, DeployerDeps, DeployResult, IssuedCertificate } from '../types.js';
 import { awsErrorName, buildAcmClient, hintForAwsError, isPermanentAwsError } from './client.js';
 import {
@@ -186,7 +187,7 @@ export function create(config: AcmDeployConfig, deps: AcmDeployerDeps): Deployer
           { attempt: i, of: max, waitMs: wait, error: errorLine(err) },
           'ACM attempt failed; retrying',
         );
-        await sleep(wait, o.signal);
+        await sleep(wait, o.signal).catch(() => {}); // an abort ends the wait; the caller checks the signal
       }
     }
   }
@@ -413,16 +414,4 @@ function errorLine(err: unknown): string {
   const name = awsErrorName(err);
   const msg = err instanceof Error ? err.message : String(err);
   return msg && msg !== name ? `${name}: ${msg}` : name;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

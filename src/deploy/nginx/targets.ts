@@ -5,11 +5,11 @@
  *   POST /containers/{id}/exec   POST /exec/{id}/start   GET /exec/{id}/json
  *   POST /containers/{id}/kill?signal=SIGHUP             (reload: signal)
  */
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { CertkeeperError } from '../../errors.js';
+import { runProcess } from '../../platform/process.js';
 
 export interface TestOutcome {
   ok: boolean;
@@ -320,35 +320,31 @@ export function commandTarget(
   };
 }
 
-/** execFile without a shell, bounded by opts.timeoutMs. Resolves ok:false on a non-zero exit; throws when it cannot start. */
-export function runCommand(argv: string[], opts: TargetOptions, key: string): Promise<TestOutcome> {
-  const [file, ...args] = argv;
-  return new Promise((resolve, reject) => {
-    execFile(
-      file!,
-      args,
-      { timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024, windowsHide: true },
-      (err, stdout, stderr) => {
-        const output = `${stdout}${stderr}`.trim();
-        if (!err) return resolve({ ok: true, output });
-        const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: string | number };
-        if (e.code === 'ENOENT' || e.code === 'EACCES') {
-          reject(
-            new CertkeeperError('deploy', `cannot run ${file} (${e.code})`, {
-              cert: opts.cert,
-              field: `${opts.field}.${key}`,
-              hint: `give the full path of an executable in ${opts.field}.${key}[0]`,
-              cause: err,
-            }),
-          );
-          return;
-        }
-        if (e.killed)
-          return resolve({ ok: false, output: `${output}\n(killed after ${opts.timeoutMs} ms)`.trim() });
-        resolve({ ok: false, output: output || `exit code ${String(e.code)}` });
-      },
-    );
-  });
+/**
+ * The command without a shell through the one process runner (own process group, killed as a group at
+ * opts.timeoutMs). Resolves ok:false on a non-zero exit; throws when it cannot start.
+ */
+export async function runCommand(argv: string[], opts: TargetOptions, key: string): Promise<TestOutcome> {
+  const [file] = argv;
+  let r: Awaited<ReturnType<typeof runProcess>>;
+  try {
+    r = await runProcess(argv, { timeoutMs: opts.timeoutMs, captureStdout: true, tailBytes: 64 * 1024 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CertkeeperError('deploy', `cannot run ${file} (${code ?? String(err)})`, {
+      cert: opts.cert,
+      field: `${opts.field}.${key}`,
+      hint: `give the full path of an executable in ${opts.field}.${key}[0]`,
+      cause: err,
+    });
+  }
+  const output = [r.stdoutTail, r.stderrTail].filter(Boolean).join('\n').trim();
+  if (r.code === 0 && !r.timedOut) return { ok: true, output };
+  if (r.timedOut) return { ok: false, output: `${output}\n(killed after ${opts.timeoutMs} ms)`.trim() };
+  return {
+    ok: false,
+    output: output || (r.signal ? `killed by ${r.signal}` : `exit code ${String(r.code)}`),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------- helpers

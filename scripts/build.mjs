@@ -1,0 +1,142 @@
+/**
+ * `npm run build [-- --outdir DIR]`: certkeeper as it is published and run (package.json bin, the Docker image).
+ *
+ *   DIR/cli/main.js         the bin: turns on Node's compile cache (Node 22.1+; V8 keeps the compiled code of
+ *                           every bundled file on disk between runs) and loads certkeeper.js
+ *   DIR/cli/certkeeper.js   the CLI, bundled by esbuild from src/cli/main.ts with its dependencies inlined
+ *                           (commander, zod, yaml, pino, acme-client, fastify, ...): a start resolves and reads a
+ *                           few files instead of ~600 modules and their package.json files
+ *   DIR/cli/chunks/*.js     the rest of the bundle, split where the code already imports lazily (renew, run,
+ *                           revoke, preflight, deployers): `status` never reads the ACME client, the idle daemon
+ *                           keeps neither the ACME client nor the configuration schema. As one 3.3 MB file, the
+ *                           daemon held its whole source on the V8 heap: +6.6 MB RSS idle (Node 20, image flags)
+ *   DIR/cli/load-worker.js  the configuration loader's worker thread (src/config/load-worker.ts)
+ *
+ * Left as runtime imports (loaded only when configured, from node_modules): the AWS SDK, dockerode, pg, nodemailer.
+ * Type checking is `npm run typecheck`; esbuild only strips the types.
+ */
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as esbuild from 'esbuild';
+
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
+const root = resolve(import.meta.dirname, '..');
+
+/**
+ * Parts of dependencies certkeeper never calls, left out of the bundle (less to read, parse and keep in memory):
+ * acme-client's node-forge helpers (acme.forge; certkeeper uses acme.crypto and node:crypto) and zod's
+ * translated error messages other than English (z.locales; certkeeper words its own errors).
+ */
+const unused = {
+  name: 'certkeeper-unused',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/crypto\/forge$/ }, (a) =>
+      /acme-client[\\/]src$/.test(a.resolveDir)
+        ? { path: 'acme-client-forge', namespace: 'unused' }
+        : undefined,
+    );
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (a) =>
+      /zod[\\/]v4[\\/]classic$/.test(a.resolveDir) ? { path: 'zod-locales', namespace: 'unused' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({
+      contents:
+        a.path === 'zod-locales'
+          ? 'export {};'
+          : "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
+      loader: 'js',
+    }));
+  },
+};
+const outdir = resolve(root, values.outdir);
+
+const LAZY_PACKAGES = /^(@aws-sdk\/|@smithy\/|dockerode$|pg$|pg-native$|nodemailer$)/;
+const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]/g, '\\/')).join('|')})$`);
+/**
+ * Imports that stay imports, loaded when the code using them first runs:
+ * - the AWS SDK, dockerode, pg and nodemailer stay in node_modules (esbuild would hoist their static imports to
+ *   the top of the bundle: every start would pay ~70 ms for dockerode alone);
+ * - node's own modules: an ES import of node:http builds its ES facade, which reads every export, including the
+ *   lazy ones that load undici (~25 ms); require() does not, and only the modules a command uses load.
+ * Each becomes a small CommonJS module inside the bundle that require()s the real one; it runs when the
+ * (lazily initialised) module importing it does.
+ */
+const lazyImports = {
+  name: 'certkeeper-lazy-imports',
+  setup(build) {
+    const lazy = (a) =>
+      a.namespace === 'lazy' ? { path: a.path, external: true } : { path: a.path, namespace: 'lazy' };
+    build.onResolve({ filter: LAZY_PACKAGES }, lazy);
+    build.onResolve({ filter: BUILTIN }, lazy);
+    build.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => ({
+      contents: `module.exports = require(${JSON.stringify(a.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+await rm(outdir, { recursive: true, force: true });
+await mkdir(join(outdir, 'cli'), { recursive: true });
+await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: { certkeeper: 'src/cli/main.ts', 'load-worker': 'src/config/load-worker.ts' },
+  outdir: join(outdir, 'cli'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // CommonJS dependencies call require() for node's own modules; an ES module has no require of its own.
+  banner: {
+    js: "import { createRequire as __ckCreateRequire } from 'node:module'; const require = __ckCreateRequire(import.meta.url);",
+  },
+  legalComments: 'linked',
+  logLevel: 'warning',
+  plugins: [unused, lazyImports],
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  minifyWhitespace: true,
+  minifySyntax: true,
+});
+await writeFile(
+  join(outdir, 'cli', 'main.js'),
+  `#!/usr/bin/env node
+// certkeeper's bin (made by scripts/build.mjs).
+import module from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+// \`certkeeper run\` idles almost all the time. Where Node can replace its own process (process.execve, Node 22.15+),
+// the bin restarts itself once, same pid, with the settings docker/entrypoint.sh gives the image: a 1 MiB young
+// generation, no optimizing or baseline compiler, single-threaded GC, two malloc arenas (about 12 MB less resident
+// memory idle). CERTKEEPER_V8_TUNING=0, or any of these flags already given, leaves the process as it was started.
+const DAEMON_FLAGS = ['--max-semi-space-size=1', '--no-opt', '--no-sparkplug', '--single-threaded-gc'];
+const args = process.argv.slice(2);
+const commandOf = (argv) => {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '-c' || argv[i] === '--config') i++;
+    else if (!argv[i].startsWith('-')) return argv[i];
+  }
+  return undefined;
+};
+if (
+  commandOf(args) === 'run' &&
+  typeof process.execve === 'function' &&
+  process.env.CERTKEEPER_V8_TUNING !== '0' &&
+  !process.execArgv.some((a) => DAEMON_FLAGS.includes(a) || a.startsWith('--max-semi-space-size'))
+) {
+  const env = { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+  process.execve(process.execPath, [process.execPath, ...DAEMON_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url), ...args], env);
+}
+
+// Node 22.1+ keeps the compiled bundle on disk (NODE_COMPILE_CACHE, else the system's temporary folder) and skips
+// most of its parse and compile on the next start; Node 20 has no compile cache and just runs it.
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+try {
+  module.enableCompileCache?.();
+} catch {
+  // an unwritable cache folder only costs speed
+}
+await import('./certkeeper.js');
+`,
+);
+await chmod(join(outdir, 'cli', 'main.js'), 0o755);

@@ -1,0 +1,23 @@
+import { X509Certificate } from 'node:crypto';
+
+/**
+ * A placeholder someone else left: certbot's `init-letsencrypt.sh` writes a one-day self-signed dummy with
+ * CN=localhost and no other names, so nginx can start before the first real certificate. It counts as a
+ * placeholder (due at once, never "valid"), not as a certificate to keep.
+ */
+export function isForeignPlaceholder(leafPem: string): boolean {
+  let x: X509Certificate;
+  try {
+    x = new X509Certificate(leafPem);
+  } catch {
+    return false;
+  }
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(x.subject)?.[1]?.trim().toLowerCase();
+  if (cn !== 'localhost') return false;
+  const names = (x.subjectAltName ?? '')
+    .split(/,\s*/)
+    .filter(Boolean)
+    .map((s) => s.replace(/^DNS:/, '').toLowerCase());
+  const selfSigned = x.issuer === x.subject;
+  return selfSigned && names.every((n) => n === 'localhost');
+}

@@ -1,0 +1,92 @@
+/**
+ * The published bin as `npm run build` makes it (scripts/build.mjs into a temporary folder): it runs from its own
+ * files, loads a configuration through the worker, and `run` restarts itself with the daemon's memory settings
+ * where Node can (process.execve, Node 22.15+; $CERTKEEPER_NODE22 runs the same checks on a Node 22 binary).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { promises as fs, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const REPO = resolve(import.meta.dirname, '..');
+const VERSION = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version as string;
+const NODES = [process.execPath, ...(process.env.CERTKEEPER_NODE22 ? [process.env.CERTKEEPER_NODE22] : [])];
+let work: string;
+let main: string;
+let config: string;
+
+beforeAll(async () => {
+  // inside the repository, so the packages left in node_modules (AWS SDK, dockerode, ...) resolve as installed
+  work = await fs.mkdtemp(join(REPO, 'node_modules', '.ck-build-test-'));
+  await run(process.execPath, [join(REPO, 'scripts', 'build.mjs'), '--outdir', join(work, 'dist')], {
+    timeout: 60_000,
+  });
+  main = join(work, 'dist', 'cli', 'main.js');
+  config = join(work, 'certkeeper.yml');
+  await fs.writeFile(
+    config,
+    `acme: { directoryUrl: "http://127.0.0.1:9/directory" }
+storage: { path: ${JSON.stringify(join(work, 'store'))} }
+server: { listen: "127.0.0.1:0" }
+certificates: []
+`,
+  );
+}, 90_000);
+
+afterAll(async () => {
+  if (work) await fs.rm(work, { recursive: true, force: true });
+});
+
+/** Starts `run`, waits for the API, returns the argv the process (same pid) runs with now. */
+async function daemonArgv(node: string, env: NodeJS.ProcessEnv = {}): Promise<string[]> {
+  const p = spawn(node, [main, '-c', config, 'run', '--no-check-at-start'], {
+    env: { PATH: process.env.PATH, LOG_FORMAT: 'json', NODE_COMPILE_CACHE: join(work, 'cc'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((r) => p.once('exit', r));
+  const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+  try {
+    let out = '';
+    await new Promise<void>((res, rej) => {
+      p.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('"api.listening"')) res();
+      });
+      p.stderr.on('data', (c: Buffer) => {
+        out += c.toString();
+      });
+      void exited.then((code) => rej(new Error(`run exited ${code}: ${out}`)));
+    });
+    return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } finally {
+    p.kill('SIGTERM');
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+describe('the bin npm run build makes', () => {
+  it.each(NODES)('prints its version and checks a configuration (%s)', async (node) => {
+    const v = await run(node, [main, '--version'], { env: { PATH: process.env.PATH } });
+    expect(v.stdout.trim()).toBe(VERSION);
+    const c = await run(node, [main, '-c', config, 'check-config'], { env: { PATH: process.env.PATH } });
+    expect(c.stdout).toContain('valid, 0 certificate(s)');
+  });
+
+  it.each(NODES)(
+    '`run` keeps its pid and runs with the daemon settings where Node can execve (%s)',
+    async (node) => {
+      const { stdout } = await run(node, ['-p', "typeof process.execve === 'function'"]);
+      const canExecve = stdout.trim() === 'true';
+      const argv = await daemonArgv(node);
+      const flags = ['--max-semi-space-size=1', '--no-opt', '--no-sparkplug', '--single-threaded-gc'];
+      if (canExecve) expect(argv.slice(1, 5)).toEqual(flags);
+      else expect(argv.slice(1, 2)).toEqual([main]);
+      // opting out leaves the process as started
+      expect((await daemonArgv(node, { CERTKEEPER_V8_TUNING: '0' })).slice(1, 2)).toEqual([main]);
+    },
+    60_000,
+  );
+});
