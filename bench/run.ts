@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --count 50 --concurrency 10 --rounds 3 --cold-runs 5 --compare-count 50 --no-compare
- *   --only issue|floor|cli|compare|dns01|daemon|daemonload]`
+ *   --only issue|floor|cli|compare|dns01|daemon|daemonload|cluster]`
  *
  * Everything talks to 127.0.0.1 only (a local Pebble, pebble-challtestsrv and nginx). Sections:
  *   issue      — N certificates through the in-process pipeline (certificates/s, latency, peak RSS).
@@ -12,6 +12,8 @@
  *   dns01      — 20 wildcard + apex certificates through the Route53 fake: calls per order.
  *   daemon     — idle RSS (1,000 certificates) as the bin and the image's entrypoint run it; due-check of 10,000.
  *   daemonload — the daemon's RSS and heap over 1,000 API requests and 100 renewals.
+ *   cluster    — 200 certificates across three node processes on one PostgreSQL: orders per certificate, time
+ *                to all stored and to every node's nginx serving all of them (bench/cluster.ts).
  * With CERTKEEPER_NODE22 set to a Node 22 binary, the process sections run on it as well. Nothing asserts timings;
  * the goals table at the end compares with the issue's goals.
  */
@@ -191,13 +193,13 @@ async function main(): Promise<void> {
       }
     }
 
-    for (const extra of ['dns01', 'daemon'] as const) {
+    for (const extra of ['dns01', 'daemon', 'cluster'] as const) {
       if (args.only && args.only !== extra) continue;
       const file = join(import.meta.dirname, `${extra}.ts`);
       if (!existsSync(file)) continue;
       out(`\n## ${extra}`);
       const mod = (await import(file)) as Record<string, (o: unknown) => Promise<unknown>>;
-      const fn = mod[extra === 'dns01' ? 'benchDns01' : 'benchDaemon'];
+      const fn = mod[{ dns01: 'benchDns01', daemon: 'benchDaemon', cluster: 'benchCluster' }[extra]];
       if (!fn) continue;
       const res = (await fn({ pebble, count: 20, work: join(work, extra) })) as Record<string, number>;
       out(JSON.stringify(res, null, 2));
@@ -208,6 +210,8 @@ async function main(): Promise<void> {
         if (res.cliIdleRssMbImage)
           goals.push(['daemon idle RSS, 1,000, the image entrypoint', res.cliIdleRssMbImage, 60, 'MB']);
         goals.push(['daemon due-check, 10,000', res.dueCheckMs!, 50, 'ms']);
+      } else if (extra === 'cluster') {
+        goals.push(['cluster: orders per certificate, 200 across 3 nodes', res.ordersPerCertificate!, 1, '']);
       } else {
         goals.push(['DNS-01 ChangeBatches per order (one zone)', res.changeBatchesPerOrder!, 1, '']);
       }

@@ -124,6 +124,14 @@ export async function renew(config: Config, opts: RenewOptions = {}): Promise<Re
   const clock: Clock = { now };
   const jobId = opts.jobId ?? randomUUID();
   const startedAt = now().toISOString();
+  if (config.cluster && !opts.store) {
+    // A clustered configuration renews through the PostgreSQL store (src/cluster/wiring.ts); ordering with the
+    // local store alone would order one certificate per host.
+    throw new CertkeeperError('config', 'cluster: this renewal was not given the cluster store', {
+      field: 'cluster',
+      hint: 'remove cluster: to renew on this host alone; certkeeper export works with it',
+    });
+  }
 
   const unknown = (opts.names ?? []).filter((n) => !config.certificates.some((c) => c.name === n));
   if (unknown.length) {
@@ -541,6 +549,8 @@ async function storeStep(
           durationMs: Date.now() - t0,
         },
         lastSuccess: at,
+        // The profile it was ordered under: changing the configured one makes it due (plan rule profile-changed).
+        profile: cert.profile,
         failures: 0,
         nextAttemptAfter: undefined,
         revokedSerial: undefined,

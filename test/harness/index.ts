@@ -10,5 +10,6 @@ export {
   startPebble,
 } from './pebble.js';
 export { freePort, freePorts, isListening, pollUntil } from './ports.js';
+export { PG_BIN_DIR, type PostgresHandle, startPostgres } from './postgres.js';
 export { type ManagedProcess, spawnManaged, tailFile } from './proc.js';
 export { fetchServedCertificate, verifyChain } from './tls.js';

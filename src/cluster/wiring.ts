@@ -1,0 +1,88 @@
+import { createSolver } from '../challenges/index.js';
+import type { ChallengeSolver, SolverDeps } from '../challenges/types.js';
+import type { ChallengeConfig, Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { ClusterChallenges, clusterZoneLock } from './challenges.js';
+import { ClusterNode } from './node.js';
+import { type ClusterHandle, openCluster } from './open.js';
+
+/** The part of the pipeline's CertEvent this needs. */
+export interface PipelineEvent {
+  type: string;
+  cert: string;
+  result?: {
+    serial?: string;
+    version?: number;
+    deploy?: { deployer: string; ok: boolean; detail: string }[];
+  };
+}
+
+export interface ClusterWiring {
+  handle: ClusterHandle;
+  /** Inject as the pipeline's store (renew({ store })). */
+  store: ClusterHandle['store'];
+  /** The daemon starts this: local materialisation, this node's deploys, HTTP-01 tokens of every node. */
+  node: ClusterNode;
+  /** Wrap every solver the pipeline creates: HTTP-01 tokens to every node, confirmed before the CA is asked. */
+  challenges: ClusterChallenges;
+  /** Pass as SolverDeps.zoneLock: Route53 TXT read-modify-write, one node at a time per zone. */
+  zoneLock: ReturnType<typeof clusterZoneLock>;
+  /** The solver factory for the pipeline's issuer: both of the above applied to every configured challenge. */
+  solvers(config: ChallengeConfig, deps: SolverDeps): Promise<ChallengeSolver>;
+  /**
+   * Pass the pipeline's events here (onEvent): the ordering node's own deploy results go to node_deploys, beside
+   * the other nodes' (GET /v1/certificates can show every node's deployed serial from store.nodeDeploys()).
+   */
+  onEvent(e: PipelineEvent): void;
+  /** For /readyz and metrics: false while PostgreSQL is unreachable (local files keep being served). */
+  databaseUp(): boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * What the CLI and the daemon need when `cluster:` is configured. `env` is the wiring's (the key may come from an
+ * environment variable); stages never read it themselves.
+ */
+export async function wireCluster(
+  config: Config,
+  { env, logger }: { env: Record<string, string | undefined>; logger?: Logger },
+): Promise<ClusterWiring | undefined> {
+  if (!config.cluster) return undefined;
+  const handle = await openCluster(config.cluster, config.storage.path, { env, logger });
+  const intervalMs = config.cluster.syncIntervalSeconds * 1000;
+  const node = new ClusterNode(handle, {
+    certificates: config.certificates,
+    syncIntervalMs: intervalMs,
+    logger,
+  });
+  const challenges = new ClusterChallenges(handle.store, {
+    liveWithinMs: intervalMs * 3,
+    selfCheckAddresses: config.cluster.selfCheckAddresses,
+  });
+  const zoneLock = clusterZoneLock(handle.zoneLocker);
+  return {
+    handle,
+    store: handle.store,
+    node,
+    challenges,
+    zoneLock,
+    solvers: async (c, deps) => challenges.wrap(await createSolver(c, { ...deps, zoneLock })),
+    onEvent(e) {
+      if ((e.type !== 'deployed' && e.type !== 'deploy_failed') || !e.result?.serial) return;
+      const d = e.result.deploy ?? [];
+      void handle.store
+        .recordDeploy(e.cert, {
+          version: e.result.version ?? 0,
+          serial: e.result.serial,
+          ok: e.type === 'deployed',
+          detail: d.map((x) => `${x.deployer}: ${x.detail}`).join('; '),
+        })
+        .catch(() => {});
+    },
+    databaseUp: () => handle.store.databaseUp,
+    async close() {
+      await node.stop();
+      await handle.close();
+    },
+  };
+}
