@@ -2,6 +2,7 @@ import { createSolver } from '../challenges/index.js';
 import type { ChallengeSolver, SolverDeps } from '../challenges/types.js';
 import type { ChallengeConfig, Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { CertEvent, SolverFactory } from '../pipeline/types.js';
 import { ClusterChallenges, clusterZoneLock } from './challenges.js';
 import { ClusterNode } from './node.js';
 import { type ClusterHandle, openCluster } from './open.js';
@@ -34,6 +35,16 @@ export interface ClusterWiring {
    * the other nodes' (GET /v1/certificates can show every node's deployed serial from store.nodeDeploys()).
    */
   onEvent(e: PipelineEvent): void;
+  /**
+   * What renew() takes from the cluster, in one place for the CLI and the daemon: the PostgreSQL store (its
+   * advisory locks decide which node orders), the solver factory and the event hook. A caller's own onEvent is
+   * called after the cluster's.
+   */
+  renewOptions(onEvent?: (e: CertEvent) => void): {
+    store: ClusterHandle['store'];
+    solvers: SolverFactory;
+    onEvent: (e: CertEvent) => void;
+  };
   /** For /readyz and metrics: false while PostgreSQL is unreachable (local files keep being served). */
   databaseUp(): boolean;
   close(): Promise<void>;
@@ -60,13 +71,23 @@ export async function wireCluster(
     selfCheckAddresses: config.cluster.selfCheckAddresses,
   });
   const zoneLock = clusterZoneLock(handle.zoneLocker);
-  return {
+  const solvers: SolverFactory = async (c, deps) =>
+    challenges.wrap(await createSolver(c, { ...deps, zoneLock }));
+  const w: ClusterWiring = {
     handle,
     store: handle.store,
     node,
     challenges,
     zoneLock,
-    solvers: async (c, deps) => challenges.wrap(await createSolver(c, { ...deps, zoneLock })),
+    solvers,
+    renewOptions: (own) => ({
+      store: handle.store,
+      solvers,
+      onEvent: (e) => {
+        w.onEvent(e);
+        own?.(e);
+      },
+    }),
     onEvent(e) {
       if ((e.type !== 'deployed' && e.type !== 'deploy_failed') || !e.result?.serial) return;
       const d = e.result.deploy ?? [];
@@ -85,4 +106,5 @@ export async function wireCluster(
       await handle.close();
     },
   };
+  return w;
 }
