@@ -44,11 +44,19 @@ export function runCommand(): Command {
       // Check the listen address first, so a refused address fails before any order is placed.
       assertListenAllowed(parseListen(o.listen ?? config.server.listen), token);
       const { createDaemon } = await import('../daemon/daemon.js');
+      // cluster: PostgreSQL (connected and migrated here; the key may come from the environment).
+      const cluster = config.cluster
+        ? await (await import('../cluster/wiring.js')).wireCluster(config, {
+            env: process.env,
+            logger: logger.child({ component: 'cluster' }),
+          })
+        : undefined;
       const daemon = createDaemon(config, {
         logger,
         token,
         checkAtStart: o.checkAtStart,
         loadConfig: () => loadConfigIsolated(file),
+        cluster,
       });
 
       let signals = 0;

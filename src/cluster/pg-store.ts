@@ -501,7 +501,13 @@ export class PgStore implements Store {
   }
 
   async nodeDeploys(name: string): Promise<NodeDeploy[]> {
+    return (await this.allNodeDeploys(name)).get(name) ?? [];
+  }
+
+  /** What every node deployed, per certificate (one query; `only` narrows it to one name). */
+  async allNodeDeploys(only?: string): Promise<Map<string, NodeDeploy[]>> {
     const r = await this.q<{
+      name: string;
       node: string;
       version: string;
       serial: string;
@@ -509,17 +515,25 @@ export class PgStore implements Store {
       detail: string;
       deployed_at: Date;
     }>(
-      'SELECT node, version, serial, ok, detail, deployed_at FROM node_deploys WHERE name = $1 ORDER BY node',
-      [name],
+      `SELECT name, node, version, serial, ok, detail, deployed_at FROM node_deploys
+        WHERE $1::text IS NULL OR name = $1 ORDER BY name, node`,
+      [only ?? null],
+      'read the node deploys',
     );
-    return r.rows.map((x) => ({
-      node: x.node,
-      version: Number(x.version),
-      serial: x.serial,
-      ok: x.ok,
-      detail: x.detail,
-      deployedAt: x.deployed_at.toISOString(),
-    }));
+    const out = new Map<string, NodeDeploy[]>();
+    for (const x of r.rows) {
+      const list = out.get(x.name) ?? [];
+      list.push({
+        node: x.node,
+        version: Number(x.version),
+        serial: x.serial,
+        ok: x.ok,
+        detail: x.detail,
+        deployedAt: x.deployed_at.toISOString(),
+      });
+      out.set(x.name, list);
+    }
+    return out;
   }
 
   /** `certkeeper export`: the database's certificates as a certbot folder (the backup path). */

@@ -15,6 +15,8 @@ export async function healthRoutes(app: FastifyInstance, deps: AppDeps): Promise
       .configuredNames()
       .map((name) => ({ name, problem: problemOf(deps.cache, name, now) }))
       .filter((p) => p.problem !== undefined);
+    const db = deps.database?.();
+    if (db) problems.unshift({ name: '-', problem: db });
     if (deps.shuttingDown()) problems.unshift({ name: '-', problem: 'shutting down' });
     return reply.code(problems.length ? 503 : 200).send({ ready: problems.length === 0, problems });
   });
