@@ -126,6 +126,8 @@ export class Daemon {
         logger: this.logger,
       });
       this.metrics.attachCluster(() => cw.databaseUp());
+      // A version another node stored went live here: status, metrics and the API show it at once.
+      cw.store.onMaterialised((name) => void this.cache.refresh([name]).catch(() => {}));
     }
     if (config.acmAudit) {
       this.auditor = new AcmAuditor({

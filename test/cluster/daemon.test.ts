@@ -145,6 +145,20 @@ describe('daemon with cluster:', { timeout: 120_000 }, () => {
     expect(certs.find((c) => c.name === 'late')?.nodes).toEqual([]);
     expect((await app.inject({ url: '/metrics' })).body).toMatch(/^certkeeper_cluster_database_up 1$/m);
 
+    // Another node renews 'site': this node's folder follows (NOTIFY), and so does what its API reports.
+    const site2 = await storeOnOther('site', 90);
+    const served = async () =>
+      (
+        (await app.inject({ url: '/v1/certificates' })).json().certificates as {
+          name: string;
+          serial?: string;
+        }[]
+      ).find((c) => c.name === 'site')?.serial;
+    expect(
+      await pollUntil(async () => (await served()) === site2.serial, { attempts: 100, intervalMs: 100 }),
+    ).toBe(true);
+    expect((await daemon.store.current('site'))?.serial).toBe(site2.serial);
+
     await pgh.stopServer();
     try {
       // 'late' (10 days) falls due at 1/3 of its lifetime left, still outside its danger window.
@@ -170,7 +184,7 @@ describe('daemon with cluster:', { timeout: 120_000 }, () => {
       await new Promise((r) => setTimeout(r, 200));
       expect(alerts).toHaveLength(1);
       // Nothing local is deleted: both certificates are still live in d1's folder.
-      expect((await daemon.store.current('site'))?.serial).toBe(site.serial);
+      expect((await daemon.store.current('site'))?.serial).toBe(site2.serial);
       expect((await daemon.store.current('late'))?.serial).toBe(late.serial);
     } finally {
       await pgh.start();
