@@ -29,6 +29,7 @@ let work: string;
 let ca: TestCA;
 let other: ClusterHandle;
 let daemon: Daemon | undefined;
+let daemon2: Daemon | undefined;
 let receiver: Server;
 const alerts: Record<string, unknown>[] = [];
 let clock = Date.now();
@@ -81,6 +82,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemon?.stop({ graceMs: 0 });
+  await daemon2?.stop({ graceMs: 0 });
   await other?.close();
   receiver?.closeAllConnections();
   await new Promise((r) => receiver?.close(r));
@@ -210,5 +212,56 @@ describe('daemon with cluster:', { timeout: 120_000 }, () => {
     expect(
       (await sql('SELECT count(*)::int AS n FROM certificate_versions WHERE name = $1', ['late']))[0],
     ).toEqual({ n: 1 });
+  });
+  it('an API trigger runs where the lock is won: busy while another node holds it, then here, through PostgreSQL', async () => {
+    const api = await storeOnOther('api', 90);
+    const config = parseConfig({
+      acme: { directoryUrl: 'https://127.0.0.1:1/directory' },
+      storage: { path: join(work, 'd2') },
+      server: { forceCooldownSeconds: 0 },
+      cluster: { postgres: { url: pgh.url }, node: 'd2', keyEnv: 'K', syncIntervalSeconds: 1 },
+      certificates: [
+        {
+          name: 'api',
+          domains: ['api.example.com'],
+          challenge: { type: 'http-01', webroot: join(work, 'www') },
+          bootstrap: false,
+        },
+      ],
+    });
+    const cw = (await wireCluster(config, { env: { K: KEY } }))!;
+    daemon2 = createDaemon(config, { logger: silentLogger, cluster: cw, ari: false, processMetrics: false });
+    await daemon2.start();
+    const app = daemon2.app!;
+    const trigger = async () => {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/renew',
+        payload: { names: ['api'], force: true },
+      });
+      expect(r.statusCode).toBe(202);
+      await daemon2!.queue.idle();
+      return daemon2!.queue.get(r.json().jobId)!;
+    };
+    const state = async () =>
+      (
+        await sql<{ state: Record<string, unknown> }>('SELECT state FROM certificate_state WHERE name = $1', [
+          'api',
+        ])
+      )[0]?.state;
+    const before = await state();
+
+    // The other node holds the lock: the job here is busy — neither success nor failure, nothing written.
+    const held = (await other.locker.tryLock('api'))!;
+    const busy = await trigger();
+    await held.release();
+    expect(busy.results).toEqual([expect.objectContaining({ name: 'api', status: 'busy' })]);
+    expect(await state()).toEqual(before);
+
+    // Free: the trigger runs on this node (the order fails here — no CA — and the attempt is in PostgreSQL).
+    const ran = await trigger();
+    expect(ran.results).toEqual([expect.objectContaining({ name: 'api', status: 'failed' })]);
+    expect((await state())?.lastAttempt).toMatchObject({ result: 'failure' });
+    expect((await daemon2.store.current('api'))?.serial).toBe(api.serial);
   });
 });
