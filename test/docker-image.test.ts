@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certInfo } from '../src/crypto/pem.js';
 import { CertStore } from '../src/store/store.js';
+import { makeImageContext } from './harness/certkeeper-image.js';
 import { buildNodeBaseImage, type DockerdHandle, startDockerd } from './harness/dockerd.js';
 import {
   freePort,
@@ -53,52 +54,9 @@ async function timed<T>(label: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The production dependency folders package-lock.json lists (not dev), as installed in this checkout. */
-function productionPackages(): string[] {
-  const lock = JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { dev?: boolean }>;
-  };
-  return (
-    Object.entries(lock.packages)
-      // Top-level folders only: cp copies each with its nested node_modules.
-      .filter(([path, p]) => /^node_modules\/(@[^/]+\/)?[^/@][^/]*$/.test(path) && !p.dev)
-      .map(([path]) => path)
-  );
-}
-
-/** The build context: what docker/Dockerfile.dockerignore lets through, plus prebuilt/{dist,node_modules}. */
-async function makeContext(ctx: string): Promise<void> {
-  for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
-    await fs.copyFile(join(REPO, f), join(ctx, f));
-  }
-  await fs.mkdir(join(ctx, 'scripts'));
-  await fs.copyFile(join(REPO, 'scripts/build.mjs'), join(ctx, 'scripts/build.mjs'));
-  await fs.mkdir(join(ctx, 'docker'));
-  await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
-  await fs.cp(join(REPO, 'docker/monitoring'), join(ctx, 'docker/monitoring'), { recursive: true });
-  await fs.cp(join(REPO, 'src'), join(ctx, 'src'), {
-    recursive: true,
-    filter: (p) => !p.endsWith('.test.ts'),
-  });
-  const pre = join(ctx, 'prebuilt');
-  await fs.mkdir(pre);
-  // What `npm run build` makes in the image's build stage: the esbuild bundle and its bin.
-  const compile = timed('build', () =>
-    run(process.execPath, [join(REPO, 'scripts/build.mjs'), '--outdir', join(pre, 'dist')], {
-      cwd: REPO,
-      timeout: 60_000,
-    }),
-  );
-  // Hard links (same file system), one cp for all: a few hundred ms instead of seconds of fs.cp.
-  const copy = timed('copy node_modules', async () => {
-    const present: string[] = [];
-    for (const path of productionPackages()) {
-      // Optional packages for other platforms are in the lock but not installed here.
-      if (await fs.stat(join(REPO, path)).catch(() => undefined)) present.push(path);
-    }
-    await run('/bin/cp', ['-al', '--parents', ...present, pre], { cwd: REPO, timeout: 60_000 });
-  });
-  await Promise.all([compile, copy]);
+/** The build context, as every image test makes it (test/harness/certkeeper-image.ts). */
+function makeContext(ctx: string): Promise<void> {
+  return timed('context (build, copy node_modules)', () => makeImageContext(ctx));
 }
 
 async function runImage(args: string[], opts: { entrypoint?: string } = {}) {
