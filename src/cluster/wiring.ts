@@ -2,6 +2,7 @@ import { createSolver } from '../challenges/index.js';
 import type { ChallengeSolver, SolverDeps } from '../challenges/types.js';
 import type { ChallengeConfig, Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { dryRunDirectory } from '../pipeline/renew.js';
 import type { CertEvent, SolverFactory } from '../pipeline/types.js';
 import { ClusterChallenges, clusterZoneLock } from './challenges.js';
 import { ClusterNode } from './node.js';
@@ -70,6 +71,31 @@ export async function wireCluster(
     liveWithinMs: intervalMs * 3,
     selfCheckAddresses: config.cluster.selfCheckAddresses,
   });
+  // One ACME account per CA for the whole cluster: taken from PostgreSQL when this node has none, and the first
+  // node to register one puts it there (after its first successful order).
+  const directories = [...new Set([config.acme.directoryUrl, dryRunDirectory(config)])];
+  for (const d of directories)
+    await handle.store
+      .pullAccount(d)
+      .catch((err: unknown) =>
+        logger?.warn(
+          { event: 'cluster.account_pull_failed', err: String(err) },
+          'ACME account not read from PostgreSQL',
+        ),
+      );
+  const pushed = new Set<string>();
+  // Writes started from events finish before close() ends the pool (a CLI run exits right after).
+  const pending = new Set<Promise<unknown>>();
+  const track = (work: Promise<unknown>) => {
+    const p: Promise<unknown> = work.catch(() => {}).finally(() => pending.delete(p));
+    pending.add(p);
+  };
+  const pushAccounts = () => {
+    for (const d of directories) {
+      if (pushed.has(d)) continue;
+      track(handle.store.pushAccount(d).then((done) => done && pushed.add(d)));
+    }
+  };
   const zoneLock = clusterZoneLock(handle.zoneLocker);
   const solvers: SolverFactory = async (c, deps) =>
     challenges.wrap(await createSolver(c, { ...deps, zoneLock }));
@@ -89,19 +115,21 @@ export async function wireCluster(
       },
     }),
     onEvent(e) {
+      if (e.type === 'obtained') pushAccounts();
       if ((e.type !== 'deployed' && e.type !== 'deploy_failed') || !e.result?.serial) return;
       const d = e.result.deploy ?? [];
-      void handle.store
-        .recordDeploy(e.cert, {
+      track(
+        handle.store.recordDeploy(e.cert, {
           version: e.result.version ?? 0,
           serial: e.result.serial,
           ok: e.type === 'deployed',
           detail: d.map((x) => `${x.deployer}: ${x.detail}`).join('; '),
-        })
-        .catch(() => {});
+        }),
+      );
     },
     databaseUp: () => handle.store.databaseUp,
     async close() {
+      await Promise.all(pending);
       await node.stop();
       await handle.close();
     },

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accountDir } from '../../src/acme/account.js';
 import { certInfo } from '../../src/crypto/pem.js';
 import { type NginxHandle, type PebbleHandle, startNginx, startPebble } from '../harness/index.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
@@ -89,6 +90,7 @@ describe('certkeeper renew with cluster:', { timeout: 180_000 }, () => {
       )
     ).rows;
     const head = (await c.query('SELECT version::int FROM certificates WHERE name = $1', ['web'])).rows;
+    const accounts = (await c.query('SELECT directory_url, account_url, key_sealed FROM acme_accounts')).rows;
     await c.end();
     // The bootstrap placeholder (nothing was live anywhere) goes through the database too, so every node's nginx
     // can start; the certificate from the CA is the next version.
@@ -101,12 +103,27 @@ describe('certkeeper renew with cluster:', { timeout: 180_000 }, () => {
     const servedByA = certInfo(await fs.readFile(join(work, 'node-a', 'live', 'web', 'cert.pem'), 'utf8'));
     expect(servedByA.serial).toBe(issued);
 
+    // The account node-a registered is the cluster's (its key sealed like the certificates' keys).
+    const accountOf = async (node: string) =>
+      JSON.parse(
+        await fs.readFile(join(accountDir(join(work, node), pebble.directoryUrl), 'account.json'), 'utf8'),
+      ).url as string;
+    expect(accounts).toEqual([
+      {
+        directory_url: pebble.directoryUrl,
+        account_url: await accountOf('node-a'),
+        key_sealed: expect.any(Buffer),
+      },
+    ]);
+    expect(accounts[0].key_sealed.toString('latin1')).not.toContain('PRIVATE KEY');
+
     const b = await cli(['renew', '-c', await configFor('node-b')]);
     expect(b.code, b.stderr).toBe(0);
     expect(b.stdout).toMatch(/not due/);
     expect(orders()).toBe(1);
     const onB = certInfo(await fs.readFile(join(work, 'node-b', 'live', 'web', 'cert.pem'), 'utf8'));
     expect(onB.serial).toBe(issued);
+    expect(await accountOf('node-b')).toBe(await accountOf('node-a'));
     expect(`${a.stderr}${b.stderr}`).not.toContain('PRIVATE KEY');
     expect(`${a.stderr}${b.stderr}`).not.toContain(KEY);
   });
