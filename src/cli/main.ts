@@ -212,7 +212,14 @@ export function buildProgram(): Command {
         });
       }
       const { revokeCertificate } = await import('../acme/revoke.js');
-      const { serial } = await revokeCertificate(config, name, o.reason, await logger(cmd));
+      const log = await logger(cmd);
+      // cluster: the mark goes to PostgreSQL, so whichever node renews next replaces the certificate.
+      const cw = config.cluster
+        ? await (await import('../cluster/wiring.js')).wireCluster(config, { env: process.env, logger: log })
+        : undefined;
+      const { serial } = await revokeCertificate(config, name, o.reason, log, { store: cw?.store }).finally(
+        () => cw?.close(),
+      );
       process.stdout.write(`revoked ${name} serial ${serial}; run certkeeper renew ${name} to replace it\n`);
     });
 

@@ -75,8 +75,8 @@ afterAll(async () => {
   await fs.rm(work, { recursive: true, force: true });
 });
 
-describe('certkeeper renew with cluster:', { timeout: 180_000 }, () => {
-  it('orders once, into PostgreSQL; another node finds it there and materialises it', async () => {
+describe('certkeeper renew and revoke with cluster:', { timeout: 180_000 }, () => {
+  it('orders once, into PostgreSQL; another node finds it there and materialises it; a revocation anywhere is replaced once', async () => {
     const a = await cli(['renew', '-c', await configFor('node-a')]);
     expect(a.code, a.stderr).toBe(0);
     expect(a.stdout).toMatch(/issued/);
@@ -124,6 +124,24 @@ describe('certkeeper renew with cluster:', { timeout: 180_000 }, () => {
     const onB = certInfo(await fs.readFile(join(work, 'node-b', 'live', 'web', 'cert.pem'), 'utf8'));
     expect(onB.serial).toBe(issued);
     expect(await accountOf('node-b')).toBe(await accountOf('node-a'));
+
+    // Revoked on node-b: the mark is in PostgreSQL, so node-a's next renew replaces it (once).
+    const rv = await cli(['revoke', 'web', '-c', await configFor('node-b')]);
+    expect(rv.code, rv.stderr).toBe(0);
+    const st = new pg.Client({ connectionString: pgh.url });
+    await st.connect();
+    const mark = (await st.query('SELECT state FROM certificate_state WHERE name = $1', ['web'])).rows[0]
+      ?.state;
+    expect(mark?.revokedSerial).toBe(issued);
+    const a2 = await cli(['renew', '-c', await configFor('node-a')]);
+    expect(a2.code, a2.stderr).toBe(0);
+    expect(a2.stdout).toMatch(/renewed/);
+    expect(orders()).toBe(2);
+    const heads = (await st.query('SELECT version::int FROM certificates WHERE name = $1', ['web'])).rows;
+    await st.end();
+    expect(heads).toEqual([{ version: 3 }]);
+    const renewed = certInfo(await fs.readFile(join(work, 'node-a', 'live', 'web', 'cert.pem'), 'utf8'));
+    expect(renewed.serial).not.toBe(issued);
     expect(`${a.stderr}${b.stderr}`).not.toContain('PRIVATE KEY');
     expect(`${a.stderr}${b.stderr}`).not.toContain(KEY);
   });
