@@ -184,6 +184,7 @@ export class Daemon {
   /** Called by the reloader with a validated configuration; a running job keeps the one it started with. */
   async useConfig(next: Config): Promise<void> {
     this.config = next;
+    this.opts.cluster?.node.setCertificates(next.certificates);
     this.cache.setConfig(next);
     this.alerts.setTargets(next.notify);
     this.watcher.setConfig(next);

@@ -213,9 +213,9 @@ describe('daemon with cluster:', { timeout: 120_000 }, () => {
       (await sql('SELECT count(*)::int AS n FROM certificate_versions WHERE name = $1', ['late']))[0],
     ).toEqual({ n: 1 });
   });
-  it('an API trigger runs where the lock is won: busy while another node holds it, then here, through PostgreSQL', async () => {
+  it('an API trigger runs where the lock is won (busy while another node holds it, then here, through PostgreSQL); a reload reaches the node sync', async () => {
     const api = await storeOnOther('api', 90);
-    const config = parseConfig({
+    const raw = {
       acme: { directoryUrl: 'https://127.0.0.1:1/directory' },
       storage: { path: join(work, 'd2') },
       server: { forceCooldownSeconds: 0 },
@@ -226,9 +226,10 @@ describe('daemon with cluster:', { timeout: 120_000 }, () => {
           domains: ['api.example.com'],
           challenge: { type: 'http-01', webroot: join(work, 'www') },
           bootstrap: false,
-        },
+        } as Record<string, unknown>,
       ],
-    });
+    };
+    const config = parseConfig(raw);
     const cw = (await wireCluster(config, { env: { K: KEY } }))!;
     daemon2 = createDaemon(config, { logger: silentLogger, cluster: cw, ari: false, processMetrics: false });
     await daemon2.start();
@@ -263,5 +264,27 @@ describe('daemon with cluster:', { timeout: 120_000 }, () => {
     expect(ran.results).toEqual([expect.objectContaining({ name: 'api', status: 'failed' })]);
     expect((await state())?.lastAttempt).toMatchObject({ result: 'failure' });
     expect((await daemon2.store.current('api'))?.serial).toBe(api.serial);
+
+    // A reload adds a certificate: this node's own deployers follow it when another node stores it.
+    const added = await storeOnOther('added', 90);
+    expect(await cw.node.deployLocal('added', added)).toEqual([]);
+    await daemon2.useConfig(
+      parseConfig({
+        ...raw,
+        certificates: [
+          ...raw.certificates,
+          {
+            name: 'added',
+            domains: ['added.example.com'],
+            challenge: { type: 'http-01', webroot: join(work, 'www2') },
+            bootstrap: false,
+            deploy: [{ type: 'nginx', signal: { pidFile: join(work, 'no-nginx.pid') } }],
+          },
+        ],
+      }),
+    );
+    expect(await cw.node.deployLocal('added', added)).toEqual([
+      expect.objectContaining({ deployer: 'nginx', ok: false }),
+    ]);
   });
 });
