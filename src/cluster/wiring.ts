@@ -1,9 +1,13 @@
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
 import { createSolver } from '../challenges/index.js';
 import type { ChallengeSolver, SolverDeps } from '../challenges/types.js';
 import type { ChallengeConfig, Config } from '../config/schema.js';
+import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { dryRunDirectory } from '../pipeline/renew.js';
 import type { CertEvent, SolverFactory } from '../pipeline/types.js';
+import { sleep } from '../platform/sleep.js';
 import { ClusterChallenges, clusterZoneLock } from './challenges.js';
 import { ClusterNode } from './node.js';
 import { type ClusterHandle, openCluster } from './open.js';
@@ -135,4 +139,43 @@ export async function wireCluster(
     },
   };
   return w;
+}
+
+/**
+ * `certkeeper run`: like wireCluster, but a node that has been part of the cluster before (its storage has the
+ * `cluster/` markers) waits for an unreachable PostgreSQL with backoff (1 s doubling to 30 s) instead of exiting —
+ * its nginx keeps serving the local files meanwhile. A node that never reached the database fails at once: a wrong
+ * URL is said at the first start, not waited on. Resolves undefined when `signal` aborts while waiting.
+ */
+export async function wireClusterWaiting(
+  config: Config,
+  o: {
+    env: Record<string, string | undefined>;
+    logger?: Logger;
+    signal?: AbortSignal;
+    sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  },
+): Promise<ClusterWiring | undefined> {
+  const joined = await fs
+    .stat(join(config.storage.path, 'cluster'))
+    .then((s) => s.isDirectory())
+    .catch(() => false);
+  const wait = o.sleep ?? sleep;
+  for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
+    try {
+      return await wireCluster(config, o);
+    } catch (err) {
+      if (!joined || !(err instanceof CertkeeperError) || err.code !== 'CK_ERR_CLUSTER_DB') throw err;
+      o.logger?.error(
+        { event: 'cluster.db_wait', code: err.code, error: err.message, hint: err.hint, retryMs: delay },
+        `PostgreSQL unreachable at start: serving the local files, trying again in ${Math.round(delay / 1000)} s`,
+      );
+      try {
+        await wait(delay, o.signal);
+      } catch {
+        return undefined;
+      }
+      if (o.signal?.aborted) return undefined;
+    }
+  }
 }

@@ -537,3 +537,60 @@ describe('PgStore', () => {
     ).toBe(true);
   });
 });
+
+describe('certkeeper run with PostgreSQL away at start', () => {
+  it('a node that was in the cluster waits for the database; a node that never reached it fails at once', async () => {
+    const { wireClusterWaiting } = await import('../../src/cluster/wiring.js');
+    const { parseConfig } = await import('../../src/config/load.js');
+    const configFor = (n: string) =>
+      parseConfig({
+        acme: { directoryUrl: 'https://127.0.0.1:1/dir' },
+        storage: { path: join(work, `wait-${n}`) },
+        cluster: { postgres: { url: pgh.url }, node: `wait-${n}`, keyEnv: 'CK_TEST_KEY' },
+      });
+    const env = { CK_TEST_KEY: KEY_HEX };
+    await fs.mkdir(join(work, 'wait-old', 'cluster'), { recursive: true });
+    const waits: number[] = [];
+    await pgh.stopServer();
+    let started = false;
+    try {
+      await expect(
+        wireClusterWaiting(configFor('new'), {
+          env,
+          sleep: async (ms) => {
+            waits.push(ms);
+          },
+        }),
+      ).rejects.toMatchObject({ code: 'CK_ERR_CLUSTER_DB' });
+      expect(waits).toEqual([]);
+      const w = await wireClusterWaiting(configFor('old'), {
+        env,
+        sleep: async (ms) => {
+          waits.push(ms);
+          if (waits.length === 2) {
+            await pgh.start();
+            started = true;
+          }
+        },
+      });
+      expect(waits).toEqual([1000, 2000]);
+      expect(w?.databaseUp()).toBe(true);
+      await w?.close();
+      // Stopped while waiting: resolves undefined (run exits cleanly).
+      await pgh.stopServer();
+      started = false;
+      const ctl = new AbortController();
+      const none = await wireClusterWaiting(configFor('old'), {
+        env,
+        signal: ctl.signal,
+        sleep: async () => {
+          ctl.abort();
+          throw new Error('aborted');
+        },
+      });
+      expect(none).toBeUndefined();
+    } finally {
+      if (!started) await pgh.start();
+    }
+  });
+});
