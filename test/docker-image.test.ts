@@ -68,6 +68,8 @@ async function runImage(args: string[], opts: { entrypoint?: string } = {}) {
         dockerd.host,
         'run',
         '--rm',
+        '--pull',
+        'never',
         '--network',
         'host',
         ...(opts.entrypoint ? ['--entrypoint', opts.entrypoint] : []),
@@ -240,6 +242,8 @@ describe('the certkeeper image, built offline from docker/Dockerfile', () => {
       await docker([
         'run',
         '-d',
+        '--pull',
+        'never',
         '--network',
         'host',
         '-v',

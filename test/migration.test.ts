@@ -211,7 +211,7 @@ describe('switching from the certbot two-container setup, as the README says', (
   it('step 6: `certkeeper status` in the image shows the adopted certificate, valid and not due; nothing changed', async () => {
     const cfg = await composeConfig();
     const ck = cfg.services.certkeeper!;
-    const args = ['run', '--rm', '--network', 'host', '--user', ck.user ?? '0:0'];
+    const args = ['run', '--rm', '--pull', 'never', '--network', 'host', '--user', ck.user ?? '0:0'];
     for (const [k, v] of Object.entries(ck.environment ?? {})) args.push('-e', `${k}=${v}`);
     for (const b of binds(ck)) {
       const source = b.source === '/var/run/docker.sock' ? dockerd.socketPath : b.source;

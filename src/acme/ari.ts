@@ -3,7 +3,8 @@
  *   1. the directory's `renewalInfo` URL (absent: the CA offers no ARI, expiry rules apply)
  *   2. GET <renewalInfo>/<certID> → {suggestedWindow: {start, end}, explanationURL?} and a Retry-After
  * The caller keeps the result in state.ari: a random moment inside the window is chosen once and kept
- * until the CA changes the window; the next question waits for Retry-After (clamped to 1 min … 7 days).
+ * until the CA changes the window; the next question waits for Retry-After (clamped to 1 min … 12 h: Let's Encrypt asks
+ * clients to check at least twice a day, and a short-lived certificate cannot wait days for its next answer).
  * Every request is bounded in time and size; nothing here touches the store.
  */
 import { request as httpRequest } from 'node:http';
@@ -14,7 +15,7 @@ import type { AriWindow } from '../store/state.js';
 
 const MAX_BODY = 64 * 1024;
 const MIN_RETRY_MS = 60_000;
-const MAX_RETRY_MS = 7 * 86_400_000;
+const MAX_RETRY_MS = 12 * 3600_000;
 const DEFAULT_RETRY_MS = 6 * 3600_000;
 
 export interface AriHttpOptions {

@@ -1,5 +1,6 @@
 import * as acme from 'acme-client';
-import type { ChallengeInput, ChallengeSolver, SolverContext } from '../challenges/types.js';
+import type { ChallengeInput, ChallengeSolver, SolverContext, WaitDeadline } from '../challenges/types.js';
+import { identifierOf, isIpAddress } from '../config/ip.js';
 import type { KeyType } from '../config/schema.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -10,6 +11,7 @@ import { parseRetryAfter, withProblemCapture } from './http.js';
 import { assertChallengeToken, assertOrderedIdentifier } from './inbound.js';
 import { checkIssuedCertificate } from './issued-check.js';
 import { createPrivateKey, dns01Value, jwkThumbprint } from './keys.js';
+import { assertProfileOffered } from './profiles.js';
 
 export interface OrderRequest {
   certName: string;
@@ -21,6 +23,8 @@ export interface OrderRequest {
   /** ARI: the certID of the certificate this order replaces (RFC 9773 §5). */
   replaces?: string;
   preferredChain?: string;
+  /** ACME profile (newOrder `profile`); checked against the directory's meta.profiles before the order. */
+  profile?: string;
   /** Upper bound for the whole order. */
   timeoutMs?: number;
 }
@@ -50,7 +54,7 @@ async function poll<T extends { status: string }>(
   client: acme.Client,
   url: string,
   pending: string[],
-  deadline: number,
+  deadline: WaitDeadline,
   what: string,
   ctx: { cert: string; domain?: string },
   signal?: AbortSignal,
@@ -62,19 +66,94 @@ async function poll<T extends { status: string }>(
     if (!pending.includes(resp.data.status)) return resp.data;
     const retryAfter = parseRetryAfter(resp.headers['retry-after']) ?? 0;
     const wait = Math.max(delay, retryAfter);
-    if (Date.now() + wait > deadline) {
+    if (Date.now() + wait > deadline.at) {
       throw new CertkeeperError(
         'acme',
-        `the ${what} was still "${resp.data.status}" when the order timed out`,
+        `the ${what} was still "${resp.data.status}" at the order's deadline: ${deadline.reason}`,
         {
           ...ctx,
-          hint: 'the CA is slow or stuck; retry later, or raise acme.orderTimeoutSeconds',
+          hint: deadline.hint ?? 'the CA is slow or stuck; retry later, or raise acme.orderTimeoutSeconds',
         },
       );
     }
     await sleep(wait, signal);
     delay = Math.min(delay * 2, 1000);
   }
+}
+
+/**
+ * The newOrder payload (RFC 8555 §7.4): identifiers typed "dns" or "ip" (RFC 8738), `replaces` (RFC 9773) and
+ * `profile` (draft-aaron-acme-profiles; acme-client 5 has no field for it, the payload is passed through as is).
+ */
+export function newOrderPayload(req: Pick<OrderRequest, 'domains' | 'replaces' | 'profile'>): {
+  identifiers: { type: string; value: string }[];
+  replaces?: string;
+  profile?: string;
+} {
+  return {
+    identifiers: req.domains.map(identifierOf),
+    ...(req.replaces ? { replaces: req.replaces } : {}),
+    ...(req.profile ? { profile: req.profile } : {}),
+  };
+}
+
+/** The CA's current directory (acme-client caches it) must offer `profile`; else a config error listing what it does. */
+async function checkProfile(account: Account, profile: string, cert: string): Promise<void> {
+  const http = (account.client as unknown as { api: { http: { getDirectory(): Promise<unknown> } } }).api
+    .http;
+  const directory = await call('reading the ACME directory', { cert }, () => http.getDirectory());
+  assertProfileOffered(directory, profile, { directoryUrl: account.directoryUrl, field: 'profile', cert });
+}
+
+/**
+ * A profile-aware CA names the profile in the order it created: one other than the one asked for means the
+ * certificate would not be what the configuration (and the state) says.
+ */
+export function checkOrderedProfile(order: unknown, requested: string | undefined, cert: string): void {
+  const got = (order as { profile?: unknown } | undefined)?.profile;
+  if (requested === undefined || typeof got !== 'string' || got === requested) return;
+  throw new CertkeeperError(
+    'acme',
+    `the CA created the order under the profile "${got.slice(0, 64)}" instead of "${requested}"`,
+    {
+      cert,
+      code: 'CK_ERR_PROFILE',
+      hint: "check the CA's profile documentation and the configured profile; report it to the CA if it offers the profile",
+    },
+  );
+}
+
+/**
+ * The order cannot outlive its authorizations: the earliest `expires` of those still to validate bounds every wait
+ * (an hour with the tlsserver and shortlived profiles; days with classic, where the order timeout is nearer).
+ */
+export function authorizationDeadline(
+  authzs: Pick<acme.Authorization, 'status' | 'expires'>[],
+  deadline: WaitDeadline,
+): WaitDeadline {
+  let earliest: number | undefined;
+  for (const a of authzs) {
+    if (a.status === 'valid' || !a.expires) continue;
+    const at = Date.parse(a.expires);
+    if (Number.isFinite(at) && (earliest === undefined || at < earliest)) earliest = at;
+  }
+  if (earliest === undefined || earliest >= deadline.at) return deadline;
+  return {
+    at: earliest,
+    reason: `the CA's authorization expires at ${new Date(earliest).toISOString()}`,
+    hint: "the CA's authorizations run out before validation finished (short profiles give an hour): retry; if it recurs, make the challenge answer sooner",
+  };
+}
+
+/**
+ * CSR names: every identifier as a SAN (acme-client writes IP literals as iPAddress SANs); the subject CN only
+ * for a DNS name of at most 64 characters (CAs drop IP addresses from the CN, and Let's Encrypt's short profiles
+ * omit the CN entirely).
+ */
+export function csrNames(domains: string[]): { altNames: string[]; commonName?: string } {
+  const altNames = domains.map((d) => identifierOf(d).value);
+  const cn = altNames.find((d) => !isIpAddress(d));
+  return { altNames, ...(cn && cn.length <= 64 ? { commonName: cn } : {}) };
 }
 
 /** Names "*.example.com" → identifier value "example.com" + wildcard flag, as the CA reports them. */
@@ -148,7 +227,12 @@ async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResu
   const { certName: cert, logger, signal } = req;
   const timings: Record<string, number> = {};
   const t0 = Date.now();
-  const deadline = t0 + (req.timeoutMs ?? 300_000);
+  const timeoutMs = req.timeoutMs ?? 300_000;
+  const orderDeadline: WaitDeadline = {
+    at: t0 + timeoutMs,
+    reason: `the order timeout (acme.orderTimeoutSeconds: ${Math.round(timeoutMs / 1000)})`,
+  };
+  let deadline = orderDeadline;
   const mark = (step: string, since: number) => {
     timings[step] = Date.now() - since;
     logger.debug({ event: `order.${step}`, cert, durationMs: timings[step] }, step);
@@ -156,13 +240,14 @@ async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResu
 
   const keyPromise = createPrivateKey(req.keyType);
   let t = Date.now();
+  if (req.profile) await checkProfile(account, req.profile, cert);
   const order = await call('creating the order', { cert }, () =>
-    client.createOrder({
-      identifiers: req.domains.map((d) => ({ type: 'dns', value: d })),
-      ...(req.replaces ? { replaces: req.replaces } : {}),
-    } as acme.Order & { identifiers: { type: string; value: string }[] }),
+    client.createOrder(
+      newOrderPayload(req) as acme.Order & { identifiers: { type: string; value: string }[] },
+    ),
   );
   mark('newOrder', t);
+  checkOrderedProfile(order, req.profile, cert);
 
   t = Date.now();
   const authzs = await call('fetching authorizations', { cert }, () => client.getAuthorizations(order));
@@ -174,6 +259,7 @@ async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResu
     await Promise.allSettled(authzs.map((a) => withProblemCapture(() => client.deactivateAuthorization(a))));
     throw err;
   }
+  deadline = authorizationDeadline(authzs, deadline);
   const thumbprint = jwkThumbprint(account.accountKeyPem);
   const todo: {
     authz: acme.Authorization;
@@ -216,7 +302,7 @@ async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResu
     });
   }
 
-  const solverCtx: SolverContext = { logger, signal };
+  const solverCtx: SolverContext = { logger, signal, deadline };
   const inputs = todo.map((x) => x.input);
   if (inputs.length > 0) {
     let presented = false;
@@ -287,13 +373,7 @@ async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResu
 
   t = Date.now();
   const keyPem = await keyPromise;
-  const [, csr] = await acme.crypto.createCsr(
-    {
-      altNames: req.domains,
-      ...(req.domains[0] && req.domains[0].length <= 64 ? { commonName: req.domains[0] } : {}),
-    },
-    keyPem,
-  );
+  const [, csr] = await acme.crypto.createCsr(csrNames(req.domains), keyPem);
   mark('csr', t);
   t = Date.now();
   const finalized = await call('finalizing the order', { cert }, () => client.finalizeOrder(order, csr));
@@ -304,7 +384,7 @@ async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResu
           client,
           order.url,
           ['pending', 'ready', 'processing'],
-          deadline,
+          orderDeadline,
           'order',
           { cert },
           signal,

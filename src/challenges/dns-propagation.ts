@@ -35,6 +35,11 @@ export interface PropagationOptions {
   cert?: string;
   /** Resolves a nameserver host name to addresses; default: node's system resolver (A, then AAAA). */
   resolveHost?: (host: string) => Promise<string[]>;
+  /**
+   * Set when timeoutMs was cut short by the order's deadline (clampWait): why, e.g. "the CA's authorizations
+   * expire at …". The timeout error then names that deadline instead of the propagation timeout.
+   */
+  cutBy?: string;
 }
 
 /** Parses "host", "host:port", "[::1]:53", "::1" into host + port (default 53). */
@@ -154,14 +159,17 @@ export async function waitForTxtRecords(expect: TxtExpectation[], opts: Propagat
   }
   const first = pending[0]!;
   const seen = last.get(`${first.e.name}@${first.server.label}`) ?? 'nothing';
+  const waited = `after ${Math.round(opts.timeoutMs / 1000)}s${opts.cutBy ? `, the DNS propagation wait stopped at the order's deadline: ${opts.cutBy}` : ''}`;
   throw new CertkeeperError(
     'challenge',
-    `TXT record ${first.e.name} not visible on nameserver ${first.server.label} after ${Math.round(opts.timeoutMs / 1000)}s (it answered ${seen}; ${pending.length} name/server pair(s) still missing)`,
+    `TXT record ${first.e.name} not visible on nameserver ${first.server.label} ${waited} (it answered ${seen}; ${pending.length} name/server pair(s) still missing)`,
     {
       cert: opts.cert,
       domain: first.e.domain,
       code: 'CK_ERR_DNS_PROPAGATION',
-      hint: 'check that the zone is the one the domain is delegated to (its NS records at the parent) and that the DNS provider published the record; raise propagationTimeoutSeconds if the provider is slow',
+      hint: opts.cutBy
+        ? "the CA's authorization runs out before the record became visible: make the DNS provider publish faster (or lower the record TTL), or use a profile with longer-lived authorizations"
+        : 'check that the zone is the one the domain is delegated to (its NS records at the parent) and that the DNS provider published the record; raise propagationTimeoutSeconds if the provider is slow',
     },
   );
 }

@@ -4,7 +4,7 @@ type Resolver = dns.Resolver;
 
 import http from 'node:http';
 import https from 'node:https';
-import type { LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 
 export interface ProbeResult {
   status: number;
@@ -45,6 +45,7 @@ export function lookupVia(resolver: Resolver | undefined): LookupFunction | unde
 
 /** Resolves a name the way the probe will, for error messages ("resolves to ..."). */
 export async function resolveForProbe(host: string, resolver: Resolver | undefined): Promise<string[]> {
+  if (isIP(host)) return [host];
   const r = resolver ?? dns;
   const v4 = await r.resolve4(host).catch(() => [] as string[]);
   return v4.length ? v4 : r.resolve6(host).catch(() => [] as string[]);

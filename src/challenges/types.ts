@@ -16,9 +16,38 @@ export interface ChallengeInput {
   dnsValue: string;
 }
 
+/** A moment no wait may pass, and why (for the error that says which wait ran out). */
+export interface WaitDeadline {
+  /** Epoch milliseconds. */
+  at: number;
+  /** E.g. "the CA's authorizations expire at 2026-12-01T10:00:00Z". */
+  reason: string;
+  /** What to do when a wait runs into it (default: about the order timeout). */
+  hint?: string;
+}
+
 export interface SolverContext {
   logger: Logger;
   signal?: AbortSignal;
+  /**
+   * The order's hard deadline: the earliest expiry of its pending authorizations (short with the tlsserver and
+   * shortlived profiles: an hour). Propagation waits are clamped to it (see clampWait).
+   */
+  deadline?: WaitDeadline;
+}
+
+/**
+ * A solver's own wait (`timeoutMs` from now) clamped to the order's deadline. `cutBy` is set when the deadline is
+ * the nearer bound, so a timeout can say that the authorization, not the configured timeout, ran out.
+ */
+export function clampWait(
+  timeoutMs: number,
+  deadline: WaitDeadline | undefined,
+  now = Date.now(),
+): { until: number; cutBy?: string } {
+  const own = now + timeoutMs;
+  if (!deadline || deadline.at >= own) return { until: own };
+  return { until: deadline.at, cutBy: deadline.reason };
 }
 
 /**

@@ -170,7 +170,7 @@ export function buildProgram(): Command {
     .description('validate the configuration file and print a summary')
     .option(
       '--preflight',
-      'also check the surroundings: storage writable, CA reachable, DNS zones found (changes nothing)',
+      'also check the surroundings: storage writable, CA reachable, profiles offered, DNS zones found (changes nothing)',
     )
     .action(async (o: { preflight?: boolean }, cmd: Command) => {
       const { config, file } = await load(cmd);
@@ -183,7 +183,7 @@ export function buildProgram(): Command {
             ? `http-01 webroot ${c.challenge.webroot}`
             : `dns-01 ${c.challenge.provider}`;
         process.stdout.write(
-          `  ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${ch}${c.deploy.length ? `, deploy: ${c.deploy.map((d) => d.type).join(', ')}` : ''})\n`,
+          `  ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${ch}${c.profile ? `, profile ${c.profile}` : ''}${c.deploy.length ? `, deploy: ${c.deploy.map((d) => d.type).join(', ')}` : ''})\n`,
         );
       }
       if (o.preflight) {

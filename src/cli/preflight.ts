@@ -2,6 +2,7 @@ import { constants, promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import * as acme from 'acme-client';
 import { configureAcmeHttp } from '../acme/http.js';
+import { assertProfileOffered, describeOffered, offeredProfiles } from '../acme/profiles.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { readCaBundle } from '../platform/ca-bundle.js';
@@ -90,6 +91,7 @@ export async function preflight(config: Config, logger: Logger): Promise<Preflig
       ok,
       fix: ok ? undefined : `HTTP ${resp.status}: check acme.directoryUrl`,
     });
+    if (ok) checks.push(...profileChecks(config, resp.data));
   } catch (err) {
     checks.push({
       what: `ACME directory ${config.acme.directoryUrl} answers (${(err as Error).message})`,
@@ -117,4 +119,31 @@ export async function preflight(config: Config, logger: Logger): Promise<Preflig
     }
   }
   return checks;
+}
+
+/**
+ * Every configured profile against the directory's meta.profiles: one check per profile in use, naming the
+ * certificates that use it; an unknown profile (or any profile at a CA without profiles) fails with what the CA offers.
+ */
+export function profileChecks(config: Config, directory: unknown): PreflightCheck[] {
+  const users = new Map<string, string[]>();
+  for (const c of config.certificates) {
+    if (c.profile) users.set(c.profile, [...(users.get(c.profile) ?? []), c.name]);
+  }
+  if (config.acme.profile && !users.has(config.acme.profile)) users.set(config.acme.profile, []);
+  const offered = offeredProfiles(directory);
+  return [...users].map(([profile, names]) => {
+    const what = `ACME profile "${profile}"${names.length ? ` (${names.join(', ')})` : ''} is offered by the CA`;
+    try {
+      const field = config.acme.profile === profile ? 'acme.profile' : 'certificates[].profile';
+      assertProfileOffered(directory, profile, { directoryUrl: config.acme.directoryUrl, field });
+      return { what: `${what}: ${offered?.[profile] || 'yes'}`, ok: true };
+    } catch (err) {
+      return {
+        what: `${what} (${(err as Error).message})`,
+        ok: false,
+        fix: offered ? `use one of: ${describeOffered(offered)}` : 'remove the profile settings for this CA',
+      };
+    }
+  });
 }

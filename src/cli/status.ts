@@ -13,6 +13,10 @@ export interface StatusRow {
   serial?: string;
   notAfter?: string;
   daysLeft?: number;
+  /** The live certificate's lifetime (notAfter − notBefore) in seconds: 90 days, 45, 160 hours, … */
+  lifetimeSeconds?: number;
+  /** ACME profile the live certificate was ordered under (state), or, before the first order, the configured one. */
+  profile?: string;
   /** valid | placeholder | expired | missing | revoked */
   validity: 'valid' | 'placeholder' | 'expired' | 'missing' | 'revoked';
   /** The one health function's verdict: validity plus the renewal (expiring) and danger windows. */
@@ -60,6 +64,8 @@ export function statusRow(
     serial: live && h.status !== 'placeholder' ? live.serial : undefined,
     notAfter: live?.notAfter.toISOString(),
     daysLeft: h.daysLeft,
+    ...(h.lifetimeMs !== undefined && { lifetimeSeconds: Math.round(h.lifetimeMs / 1000) }),
+    ...(profileOf(live, state, cert) && { profile: profileOf(live, state, cert) }),
     validity,
     health: h.status,
     deployed: h.deployed,
@@ -72,6 +78,15 @@ export function statusRow(
     failures: state?.failures,
     nextAttemptAfter: state?.nextAttemptAfter,
   };
+}
+
+/** The live certificate's profile once one was ordered by certkeeper; before that, the configured one. */
+function profileOf(
+  live: LiveSummary | undefined,
+  state: CertState | undefined,
+  cert: CertificateConfig | undefined,
+): string | undefined {
+  return live && state?.issuedAt && !state.placeholder ? state.profile : cert?.profile;
 }
 
 /** What is stored for every configured certificate (and adopted ones not in the config). */

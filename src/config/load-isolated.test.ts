@@ -29,7 +29,7 @@ describe('loadConfigIsolated (the daemon loads its configuration in a worker thr
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).issues).toEqual([
       'certificates[0].name: "a/b" is not a safe file name: use letters, digits, ".", "_" and "-", starting with a letter or digit (no "/" or "..")',
-      'certificates[0].domains[0]: "exa mple.com" is not a valid DNS name',
+      'certificates[0].domains[0]: "exa mple.com" is not a valid DNS name or IP address',
     ]);
     const missing = await loadConfigIsolated(join(dir, 'nope.yml'), {}).catch((e: unknown) => e);
     expect((missing as ConfigError).describe()).toMatch(

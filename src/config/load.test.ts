@@ -48,7 +48,7 @@ describe('configuration', () => {
   - { name: a, domains: [ok.example.com], challenge: { type: http-01, webroot: /w } }
   - { name: b, domains: ["exa mple.com"], challenge: { type: http-01, webroot: /w } }
 `);
-    expect(out).toEqual(['certificates[1].domains[0]: "exa mple.com" is not a valid DNS name']);
+    expect(out).toEqual(['certificates[1].domains[0]: "exa mple.com" is not a valid DNS name or IP address']);
   });
 
   it('rejects unknown keys, naming them', () => {

@@ -4,6 +4,7 @@ import { isAlias, isNode, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Env } from './path.js';
+import { profileProblems } from './profiles.js';
 import { type Config, configSchema } from './schema.js';
 
 export { configPath, type Env } from './path.js';
@@ -98,6 +99,9 @@ export function parseConfig(
       }
     });
   });
+  problems.push(...profileProblems(config.certificates, config.acme));
+  // One effective profile per certificate, so the plan, the order and the state see the same value.
+  for (const c of config.certificates) c.profile ??= config.acme.profile;
   if (config.server.token && config.server.tokenFile)
     problems.push('server: set token or tokenFile, not both');
   if (problems.length) throw new ConfigError(problems);

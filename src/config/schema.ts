@@ -9,6 +9,8 @@ import { nginxDeploySchema } from '../deploy/nginx/schema.js';
 import { notifySchema } from '../notify/schema.js';
 import { watchListSchema } from '../watch/schema.js';
 import { isSafeFileName, isValidDnsName } from './dns-name.js';
+import { canonicalIp, isIpAddress } from './ip.js';
+import { PROFILE_NAME } from './profiles.js';
 
 export { KEY_TYPES, type KeyType } from '../core/keys.js';
 
@@ -35,10 +37,21 @@ const directoryUrlSchema = (error: string) =>
     .transform((s) => DIRECTORY_ALIASES[s] ?? s)
     .pipe(z.url({ protocol: /^https?$/, error }).refine(isAllowedDirectoryUrl, { error: PLAIN_HTTP }));
 
+/** A DNS name (optionally "*.") or an IPv4/IPv6 address (kept in its one canonical spelling). */
 const domainSchema = z
   .string()
-  .transform((s) => s.trim().toLowerCase())
-  .refine((s) => isValidDnsName(s), { error: (iss) => `"${String(iss.input)}" is not a valid DNS name` });
+  .transform((s) => {
+    const t = s.trim().toLowerCase();
+    return isIpAddress(t) ? canonicalIp(t) : t;
+  })
+  .refine((s) => isIpAddress(s) || isValidDnsName(s), {
+    error: (iss) => `"${String(iss.input)}" is not a valid DNS name or IP address`,
+  });
+
+/** An ACME profile name (the directory's meta.profiles keys), e.g. "tlsserver". */
+const profileSchema = z
+  .string()
+  .regex(PROFILE_NAME, 'expected a profile name such as "tlsserver", "shortlived" or "classic"');
 
 export const challengeSchema = z.discriminatedUnion('type', [
   webrootChallengeSchema,
@@ -66,8 +79,10 @@ export const certificateSchema = z
      * start while the CA is unreachable (default true).
      */
     bootstrap: z.boolean().optional(),
-    /** ACME profile or preferred chain (issuer CN) — optional CA features. */
+    /** Preferred chain (issuer CN) — an optional CA feature. */
     preferredChain: z.string().optional(),
+    /** ACME profile for this certificate; default acme.profile (filled in when the config is loaded). */
+    profile: profileSchema.optional(),
   })
   .superRefine((c, ctx) => {
     // Checked here, before anything is ordered: a CloudFront deployer with a key CloudFront refuses.
@@ -90,6 +105,8 @@ export const configSchema = z.strictObject({
     eab: z.strictObject({ kid: z.string().min(1), hmacKey: z.string().min(1) }).optional(),
     /** Seconds; upper bound for one certificate's whole order. */
     orderTimeoutSeconds: z.number().positive().default(300),
+    /** ACME profile for every certificate that names none (checked against the directory's meta.profiles). */
+    profile: profileSchema.optional(),
   }),
   storage: z
     .strictObject({ path: z.string().min(1).default('/etc/letsencrypt') })

@@ -35,6 +35,8 @@ export interface CertState {
   name: string;
   domains?: string[];
   keyType?: KeyType;
+  /** ACME profile the live certificate was ordered under (undefined: the CA's default). */
+  profile?: string;
   serial?: string;
   notBefore?: string;
   notAfter?: string;

@@ -61,7 +61,8 @@ describe('certSummary', () => {
     const ca = await createTestCA({ commonName: 'pem test CA', keyType: 'rsa-2048' });
     pems.push(ca.certPem);
     pems.push(
-      (await issueLeaf(ca, { altNames: ['leaf.test', '*.leaf.test', '127.0.0.1'], days: 30 })).certPem,
+      (await issueLeaf(ca, { altNames: ['leaf.test', '*.leaf.test', '127.0.0.1', '2001:db8::a'], days: 30 }))
+        .certPem,
     );
     for (const s of ['1', '128', '0x00ff12', '65536', '0x7fffffffffffffffffffffffffffffff'])
       pems.push(opensslCert(s, ['-days', '20000']));
@@ -70,7 +71,8 @@ describe('certSummary', () => {
     // the fixtures do cover both time encodings and the leading-zero serial
     expect(pems.some((p) => certSummary(p).notAfter.getUTCFullYear() >= 2050)).toBe(true);
     expect(certSummary(opensslCert('128')).serial).toBe('80');
-    expect(certSummary(opensslCert('7')).subjectAltNames).toEqual(['a.test', 'b.test']);
+    // IP-address SANs too (certificates for IP identifiers), IPv6 in its short form
+    expect(certSummary(opensslCert('7')).subjectAltNames).toEqual(['a.test', '127.0.0.1', 'b.test']);
   });
 
   it('hands what it does not expect to X509Certificate: a negative serial parses, garbage throws', () => {

@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { canonicalIp } from '../config/ip.js';
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -10,6 +11,7 @@ export interface CertInfo {
   serial: string;
   notBefore: Date;
   notAfter: Date;
+  /** DNS names (lower case) and IP addresses (canonical, see config/ip.ts). */
   subjectAltNames: string[];
   issuer: string;
   fingerprint256: string;
@@ -17,10 +19,12 @@ export interface CertInfo {
 
 export function certInfo(pem: string): CertInfo {
   const x = new X509Certificate(pem);
-  const sans = (x.subjectAltName ?? '')
-    .split(/,\s*/)
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
+  const sans = (x.subjectAltName ?? '').split(/,\s*/).flatMap((s) => {
+    if (s.startsWith('DNS:')) return [s.slice(4).toLowerCase()];
+    // node prints IPv6 SANs expanded ("0:0:0:0:0:0:0:1"): keep the one spelling config and state use ("::1").
+    if (s.startsWith('IP Address:')) return [canonicalIp(s.slice(11).toLowerCase())];
+    return [];
+  });
   return {
     serial: x.serialNumber.toUpperCase(),
     notBefore: new Date(x.validFrom),
@@ -97,6 +101,15 @@ export function certSummary(pem: string): CertSummary {
   }
 }
 
+/** An iPAddress SAN (4 or 16 octets) in the spelling certInfo gives it. */
+function ipText(b: Buffer): string {
+  if (b.length === 4) return [...b].join('.');
+  if (b.length !== 16) throw new Error('unexpected iPAddress SAN');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return canonicalIp(groups.join(':'));
+}
+
 function readSummary(pem: string): CertSummary {
   const body = PEM_BODY.exec(pem)?.[1];
   if (!body) throw new Error('no PEM certificate');
@@ -144,6 +157,7 @@ function readSummary(pem: string): CertSummary {
         const gn = tlv(der, q, names.end);
         q = gn.end;
         if (gn.tag === 0x82) subjectAltNames.push(der.toString('latin1', gn.start, gn.end).toLowerCase());
+        else if (gn.tag === 0x87) subjectAltNames.push(ipText(der.subarray(gn.start, gn.end)));
       }
     }
   }

@@ -34,12 +34,14 @@ export interface SchedulerOptions {
   random?: () => number;
   timers?: Timers;
   now?: () => Date;
+  /** 'schedule': a cron tick; 'wake': something became due (the daemon also wakes itself within 12 h). */
   onTick: (source: 'schedule' | 'wake') => void;
 }
 
 /**
- * The cron tick (with random jitter before each run) plus one "wake" timer for the earliest moment something
- * becomes due between ticks: a backoff expiring after a failure, an ARI moment, a renewal date.
+ * The cron tick (with random jitter before each run), one "wake" timer for the earliest moment something becomes
+ * due between ticks (a backoff expiring after a failure, an ARI moment, a renewal date) — fired at that moment, not
+ * a second later. The daemon arms the wake at most 12 h ahead, so it checks twice a day whatever the cron says.
  */
 export class Scheduler {
   expression: string;
@@ -120,20 +122,39 @@ export class Scheduler {
     this.jitter.add(h);
   }
 
-  /** Arms the wake timer for `at` (replacing the previous one); undefined disarms it. */
+  private nowMs(): number {
+    return (this.opts.now ?? (() => new Date()))().getTime();
+  }
+
+  /**
+   * Arms the wake timer for `at` (replacing the previous one); undefined disarms it. The tick comes at `at`: a
+   * timer that fires early (long timers are stepped; the wall clock and the timer clock drift apart) is re-armed
+   * for what is left. A moment already past wakes after a second (never a busy loop).
+   */
   wakeAt(at: Date | undefined): void {
     if (this.wake !== undefined) this.timers.clearTimeout(this.wake);
     this.wake = undefined;
     if (!at || this.stopped) return;
-    const now = (this.opts.now ?? (() => new Date()))().getTime();
-    const delay = Math.max(1000, at.getTime() - now);
-    const capped = Math.min(delay, MAX_WAKE_MS);
-    this.wake = this.timers.setTimeout(() => {
-      this.wake = undefined;
-      if (this.stopped) return;
-      if (capped < delay) this.wakeAt(at);
-      else this.opts.onTick('wake');
-    }, capped);
+    const target = at.getTime();
+    const arm = (first: boolean) => {
+      const left = target - this.nowMs();
+      if (!first && left <= 0) {
+        this.wake = undefined;
+        this.opts.onTick('wake');
+        return;
+      }
+      this.wake = this.timers.setTimeout(
+        () => {
+          if (this.stopped) return;
+          if (left <= 0) {
+            this.wake = undefined;
+            this.opts.onTick('wake');
+          } else arm(false);
+        },
+        left > 0 ? Math.min(left, MAX_WAKE_MS) : 1000,
+      );
+    };
+    arm(true);
   }
 
   stop(): void {

@@ -70,6 +70,7 @@ export class AcmeIssuer implements Issuer {
         logger,
         signal: req.signal,
         preferredChain: cert.preferredChain,
+        profile: cert.profile,
         timeoutMs: this.o.config.acme.orderTimeoutSeconds * 1000,
       });
     return orderReplacing(attempt, req.replaces, cert.name, logger);

@@ -564,6 +564,8 @@ async function storeStep(
           durationMs: Date.now() - t0,
         },
         lastSuccess: at,
+        // The profile it was ordered under: changing the configured one makes it due (plan rule profile-changed).
+        profile: cert.profile,
         failures: 0,
         nextAttemptAfter: undefined,
         revokedSerial: undefined,

@@ -107,6 +107,42 @@ describe('planCertificate', () => {
   });
 });
 
+describe('profile-changed', () => {
+  it('a certificate is due when its configured profile differs from the one it was ordered under', () => {
+    const tls = { ...cert, profile: 'tlsserver' };
+    // ordered under tlsserver, still tlsserver: not due
+    expect(planCertificate(tls, { name: 'a', profile: 'tlsserver' }, live, opts(at(1)))).toMatchObject({
+      due: false,
+      reason: 'not-due',
+    });
+    // CA default → tlsserver
+    expect(planCertificate(tls, { name: 'a' }, live, opts(at(1)))).toMatchObject({
+      due: true,
+      reason: 'profile-changed',
+      detail: 'profile changed (CA default → tlsserver)',
+    });
+    // tlsserver → shortlived, and a profile removed from the config (back to the CA default)
+    expect(
+      planCertificate(
+        { ...cert, profile: 'shortlived' },
+        { name: 'a', profile: 'tlsserver' },
+        live,
+        opts(at(1)),
+      ),
+    ).toMatchObject({
+      due: true,
+      reason: 'profile-changed',
+      detail: 'profile changed (tlsserver → shortlived)',
+    });
+    expect(planCertificate(cert, { name: 'a', profile: 'tlsserver' }, live, opts(at(1)))).toMatchObject({
+      due: true,
+      reason: 'profile-changed',
+    });
+    // neither side has one: unchanged
+    expect(planCertificate(cert, { name: 'a' }, live, opts(at(1)))).toMatchObject({ due: false });
+  });
+});
+
 describe('nextAttemptAfter', () => {
   it('front-loads (1 min, 10 min, 100 min, daily), caps by lifetime, and respects a later Retry-After', () => {
     const now = new Date(0);

@@ -9,6 +9,7 @@ export type PlanReason =
   | 'missing'
   | 'placeholder'
   | 'config-changed'
+  | 'profile-changed'
   | 'revoked'
   | 'expiring'
   | 'ari-window'
@@ -49,6 +50,17 @@ function sameSet(a: string[], b: string[]): boolean {
 }
 
 /**
+ * The configured ACME profile differs from the one the live certificate was ordered under (state `profile`;
+ * undefined on either side means the CA's default). Returns the detail line, or undefined when unchanged.
+ */
+function profileChanged(cert: CertificateConfig, state: CertState | undefined): string | undefined {
+  const want = cert.profile;
+  const have = state?.profile;
+  if (want === have) return undefined;
+  return `profile changed (${have ?? 'CA default'} → ${want ?? 'CA default'})`;
+}
+
+/**
  * The rules, pure: everything they need is passed in. Each is one named step; the first that decides wins.
  * Order: nothing live → missing; placeholder; config no longer matches (domains/key type); revoked;
  * forced; then ARI's window when the CA offers one (RFC 9773), with an expiry-based emergency rule above it
@@ -83,6 +95,8 @@ function planByRules(
   if (state?.keyType && state.keyType !== cert.keyType) {
     return due('config-changed', `key type changed (${state.keyType} → ${cert.keyType})`, live.notAfter);
   }
+  const profileChange = profileChanged(cert, state);
+  if (profileChange) return due('profile-changed', profileChange, live.notAfter);
   if (state?.revokedSerial === live.serial) {
     return due('revoked', 'the live certificate was revoked', live.notAfter);
   }

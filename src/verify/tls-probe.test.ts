@@ -73,6 +73,20 @@ describe('tls probe', () => {
     expect(sameSerial(other.serial, fallback.serial)).toBe(true);
   });
 
+  it('checks an IP-address certificate on a connection without SNI (the default certificate answers)', async () => {
+    snisSeen.length = 0;
+    const r = await verifyServedCertificate({
+      cert: { name: 'ip', domains: ['127.0.0.1', '::1'], serial: fallback.serial },
+      target: { host: '127.0.0.1', port },
+      timeoutMs: 2000,
+      settleMs: 0,
+      logger: silentLogger,
+    });
+    expect(Object.keys(r.served).sort()).toEqual(['127.0.0.1', '::1']);
+    // no handshake carried an SNI at all: an IP literal is not a valid server name (RFC 6066 §3)
+    expect(snisSeen).toEqual([]);
+  });
+
   it('verifies every domain, a wildcard through a concrete label', async () => {
     snisSeen.length = 0;
     const r = await verifyServedCertificate({

@@ -64,7 +64,14 @@ async function tryStart(dir: string, storageDriver?: string): Promise<{ proc: Ma
   ];
   const proc = spawnManaged('dockerd', DOCKERD_BIN, args, {
     logPath: join(dir, 'dockerd.log'),
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    // No registry may ever be reached from a test: should anything ask this dockerd to pull (a `docker run` of an
+    // image whose build failed), the request goes to a closed loopback port and fails at once.
+    env: {
+      PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+      HTTP_PROXY: 'http://127.0.0.1:9',
+      HTTPS_PROXY: 'http://127.0.0.1:9',
+      NO_PROXY: '',
+    },
   });
   const docker = new Dockerode({ socketPath });
   const ok = await pollUntil(async () => (await docker.ping()).toString() === 'OK', {

@@ -24,6 +24,8 @@ export interface PebbleOptions {
   env?: Record<string, string>;
   /** Require External Account Binding with these kid → base64url HMAC keys. */
   eabKeys?: Record<string, string>;
+  /** Lifetime of issued certificates in seconds (Pebble's certificateValidityPeriod; default: Pebble's 5 years). */
+  certificateValidityPeriod?: number;
 }
 
 export interface PebbleHandle {
@@ -138,6 +140,9 @@ async function startPebbleOnce(opts: PebbleOptions): Promise<PebbleHandle> {
             ocspResponderURL: '',
             externalAccountBindingRequired: opts.eabKeys !== undefined,
             ...(opts.eabKeys ? { externalAccountMACKeys: opts.eabKeys } : {}),
+            ...(opts.certificateValidityPeriod
+              ? { certificateValidityPeriod: opts.certificateValidityPeriod }
+              : {}),
           },
         },
         null,

@@ -2,7 +2,13 @@ import { CertkeeperError } from '../../errors.js';
 import { redactText } from '../../log.js';
 import { type RunResult, runProcess as runProgram } from '../../platform/process.js';
 import { findAuthoritativeNameservers, type TxtExpectation, waitForTxtRecords } from '../dns-propagation.js';
-import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
+import {
+  type ChallengeInput,
+  type ChallengeSolver,
+  clampWait,
+  type SolverContext,
+  type SolverDeps,
+} from '../types.js';
 import type { ExecChallengeConfig } from './schema.js';
 
 export type ExecDeps = SolverDeps & {
@@ -110,7 +116,7 @@ export function create(config: ExecChallengeConfig, deps: ExecDeps): ChallengeSo
     }
     const expectations = [...byName.values()];
     if (expectations.length === 0) return;
-    const deadline = Date.now() + config.propagationTimeoutSeconds * 1000;
+    const { until: deadline, cutBy } = clampWait(config.propagationTimeoutSeconds * 1000, ctx.deadline);
     const groups = new Map<string, { nameservers: string[]; expect: typeof expectations }>();
     for (const e of expectations) {
       let nameservers = config.nameservers;
@@ -145,6 +151,7 @@ export function create(config: ExecChallengeConfig, deps: ExecDeps): ChallengeSo
         signal: ctx.signal,
         cert: g.expect[0]!.cert,
         resolveHost: deps.resolveHost,
+        cutBy,
       });
     }
   }

@@ -76,6 +76,8 @@ export interface InsyncWait {
   maxPollMs: number;
   /** For the timeout message: the bound as configured, and what to do. */
   timeoutSeconds: number;
+  /** Set when `deadline` is the order's (the CA's authorization expiry), not the configured timeout: why. */
+  cutBy?: string;
   hint: string;
 }
 
@@ -107,7 +109,9 @@ export async function waitInsync(w: InsyncWait, ctx: ChangeContext): Promise<voi
     if (left <= 0 || ctx.signal?.aborted) {
       throw new CertkeeperError(
         'challenge',
-        `Route53 change ${w.changeId} in zone ${w.zoneId} is still ${status ?? 'PENDING'} after ${w.timeoutSeconds}s`,
+        w.cutBy
+          ? `Route53 change ${w.changeId} in zone ${w.zoneId} is still ${status ?? 'PENDING'}: the INSYNC wait stopped at the order's deadline: ${w.cutBy}`
+          : `Route53 change ${w.changeId} in zone ${w.zoneId} is still ${status ?? 'PENDING'} after ${w.timeoutSeconds}s`,
         { cert: ctx.cert, code: 'CK_ERR_DNS_PROPAGATION', hint: w.hint },
       );
     }

@@ -231,6 +231,41 @@ describe('records', () => {
       await slow.close();
     }
   });
+  it("stops the INSYNC wait at the order's deadline (the CA's authorization expiry) and says so", async () => {
+    const slow = await startFakeRoute53({
+      zones: [{ id: 'ZD', name: 'deadline.test' }],
+      insyncAfterGetChanges: 1_000_000,
+      insyncAfterMs: 600_000,
+    });
+    const c = sdkClient(slow.url);
+    try {
+      // 300 s configured, but the authorization runs out in half a second
+      const s = create(cfg({ propagationTimeoutSeconds: 300 }), {
+        logger: silentLogger,
+        selfCheck,
+        client: c,
+        timing: { pollMs: 50, maxPollMs: 200, retry: fastRetry },
+      });
+      const chs = [ch('c-deadline', 'deadline.test', 'v')];
+      await s.presentAll!(chs, ctx);
+      const deadline = {
+        at: Date.now() + 500,
+        reason: "the CA's authorization expires at 2030-01-01T00:00:00.000Z",
+      };
+      const err = await s.check!(chs, { ...ctx, deadline }).catch((e) => e);
+      expect(err).toBeInstanceOf(CertkeeperError);
+      expect(err.code).toBe('CK_ERR_DNS_PROPAGATION');
+      expect(err.message).toMatch(
+        /still PENDING: the INSYNC wait stopped at the order's deadline: the CA's authorization expires at 2030-01-01T00:00:00\.000Z$/,
+      );
+      expect(err.hint).toMatch(/authorization runs out/);
+      expect(slow.count('GetChange')).toBeLessThan(25);
+      await s.cleanupAll!(chs, ctx);
+    } finally {
+      c.destroy();
+      await slow.close();
+    }
+  });
 });
 
 describe('AWS errors', () => {

@@ -7,7 +7,13 @@ import {
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { type TxtExpectation, waitForTxtRecords } from '../dns-propagation.js';
-import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
+import {
+  type ChallengeInput,
+  type ChallengeSolver,
+  clampWait,
+  type SolverContext,
+  type SolverDeps,
+} from '../types.js';
 import { awsCall, DEFAULT_RETRY, type RetryPolicy, toAwsError } from './aws-call.js';
 import { submitChangeBatch, waitInsync, withZoneLock } from './changes.js';
 import { sharedRoute53Client } from './client.js';
@@ -253,6 +259,7 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
     changeId: string,
     deadline: number,
     ctx: SolverContext,
+    cutBy?: string,
   ): Promise<void> {
     return waitInsync(
       {
@@ -262,18 +269,21 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
         pollMs: timing.pollMs,
         maxPollMs: timing.maxPollMs,
         timeoutSeconds: config.propagationTimeoutSeconds,
-        hint: 'Route53 normally syncs within a minute: check the AWS Health Dashboard, or raise challenge.propagationTimeoutSeconds',
+        cutBy,
+        hint: cutBy
+          ? "the CA's authorization runs out before Route53 synced: retry later (check the AWS Health Dashboard)"
+          : 'Route53 normally syncs within a minute: check the AWS Health Dashboard, or raise challenge.propagationTimeoutSeconds',
       },
       { client, logger: logger(ctx), retry: timing.retry, cert, signal: ctx.signal },
     );
   }
 
   async function check(chs: ChallengeInput[], ctx: SolverContext): Promise<void> {
-    const deadline = Date.now() + config.propagationTimeoutSeconds * 1000;
+    const { until: deadline, cutBy } = clampWait(config.propagationTimeoutSeconds * 1000, ctx.deadline);
     for (const [cert, list] of groupCerts(chs)) {
       const changes = pending.get(cert);
       if (changes) {
-        for (const [zoneId, changeId] of changes) await waitFor(cert, zoneId, changeId, deadline, ctx);
+        for (const [zoneId, changeId] of changes) await waitFor(cert, zoneId, changeId, deadline, ctx, cutBy);
         pending.delete(cert);
       }
       if (!config.checkAuthoritative) continue;
@@ -303,6 +313,7 @@ export function create(config: Route53ChallengeConfig, deps: Route53Deps): Chall
           signal: ctx.signal,
           cert,
           resolveHost: deps.resolveHost,
+          cutBy,
         });
       }
     }

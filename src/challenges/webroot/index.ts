@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isValidChallengeToken } from '../../acme/inbound.js';
+import { urlHost } from '../../config/ip.js';
 import { CertkeeperError } from '../../errors.js';
 import { ensureDirNoFollow, realpathInside, writeFileNoFollow } from '../../store/fsutil.js';
 import { lookupVia, makeResolver, probeUrl, resolveForProbe } from '../http-probe.js';
@@ -117,7 +118,8 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
   }
 
   async function checkOne(ch: ChallengeInput, ctx: SolverContext): Promise<void> {
-    const url = `http://${ch.domain}${port === 80 ? '' : `:${port}`}/${WELL_KNOWN.replace(/\\/g, '/')}/${ch.token}`;
+    // An IP identifier is checked against the address itself, as the CA does (RFC 8738 §7.1): no DNS involved.
+    const url = `http://${urlHost(ch.domain)}${port === 80 ? '' : `:${port}`}/${WELL_KNOWN.replace(/\\/g, '/')}/${ch.token}`;
     const fail = (what: string, hint: string, cause?: unknown) =>
       new CertkeeperError('self-check', `self-check failed before asking the CA: ${what}`, {
         cert: ch.certName,
