@@ -16,6 +16,8 @@ export async function healthRoutes(app: FastifyInstance, deps: AppDeps): Promise
       .configuredNames()
       .map((name) => ({ name, problem: problemOf(deps.cache, name, now) }))
       .filter((p) => p.problem !== undefined);
+    const db = deps.database?.();
+    if (db) problems.unshift({ name: '-', problem: db });
     if (deps.shuttingDown()) problems.unshift({ name: '-', problem: 'shutting down' });
     const certificates = deps.configuredNames().map((name) => {
       const e = deps.cache.get(name);
