@@ -9,24 +9,37 @@ import type { AppDeps } from '../app.js';
  */
 const ROWS_PER_CHUNK = 20;
 
-function withLastError(r: StatusRow) {
+type NodeDeploys = Awaited<ReturnType<NonNullable<AppDeps['nodeDeploys']>>>;
+
+function apiRow(r: StatusRow, nodes: NodeDeploys | undefined) {
   return {
     ...r,
     lastError:
       r.lastAttempt?.result === 'failure'
         ? { at: r.lastAttempt.at, message: r.lastAttempt.message, code: r.lastAttempt.code }
         : undefined,
+    ...(nodes && {
+      nodes: (nodes.get(r.name) ?? []).map(({ node, version, serial, ok, deployedAt }) => ({
+        node,
+        version,
+        serial,
+        ok,
+        deployedAt,
+      })),
+    }),
   };
 }
 
 /**
- * GET /v1/certificates: what `certkeeper status --json` shows, from the daemon's in-memory state, plus lastError.
- * The body (`{"certificates":[...]}`, the same bytes JSON.stringify makes) is streamed a few rows at a time: with
- * 1,000 certificates, building every row and one 600 kB string per request left the old generation tens of MB
- * larger after a few hundred requests.
+ * GET /v1/certificates: what `certkeeper status --json` shows, from the daemon's in-memory state, plus lastError
+ * (and, with cluster:, each node's deployed serial). The body (`{"certificates":[...]}`, the same bytes
+ * JSON.stringify makes) is streamed a few rows at a time: with 1,000 certificates, building every row and one
+ * 600 kB string per request left the old generation tens of MB larger after a few hundred requests.
  */
 export async function certificatesRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   app.get('/v1/certificates', async (_req, reply) => {
+    // cluster: each node's deployed serial (absent while PostgreSQL is unreachable).
+    const nodes = await deps.nodeDeploys?.().catch(() => undefined);
     const now = deps.now();
     const entries = deps.cache.sorted();
     function* body(): Generator<string> {
@@ -34,7 +47,7 @@ export async function certificatesRoutes(app: FastifyInstance, deps: AppDeps): P
       for (let i = 0; i < entries.length; i += ROWS_PER_CHUNK) {
         const rows = entries
           .slice(i, i + ROWS_PER_CHUNK)
-          .map((e) => JSON.stringify(withLastError(deps.cache.row(e, now))));
+          .map((e) => JSON.stringify(apiRow(deps.cache.row(e, now), nodes)));
         yield (i === 0 ? '' : ',') + rows.join(',');
       }
       yield ']}';

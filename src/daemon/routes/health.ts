@@ -4,21 +4,38 @@ import { problemOf } from '../metrics.js';
 
 /**
  * GET /healthz: the process answers. GET /readyz: 503 while any configured certificate is missing, a placeholder,
- * expired or inside its danger window (half the renewal margin of its lifetime, at most renewal.dangerDays), or while shutting down — for Docker healthchecks and
- * load balancers.
+ * expired or inside its danger window (half the renewal margin of its lifetime, at most renewal.dangerDays), or while
+ * shutting down — for Docker healthchecks and load balancers. The body also lists each configured certificate's
+ * lifetime, planned renewal and profile, so a probe log shows why it is (not) ready.
  */
 export async function healthRoutes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_req, reply) => {
     const now = deps.now();
-    // One object per problem only: a probe hit every few seconds over 1,000 healthy certificates allocates next
-    // to nothing (a {name, problem} per certificate, then filtered, grew V8's young generation to its maximum).
+    // One object per problem only (a {name, problem} per certificate, then filtered, grew V8's young generation).
     const problems: { name: string; problem: string }[] = [];
     for (const name of deps.configuredNames()) {
       const problem = problemOf(deps.cache, name, now);
       if (problem !== undefined) problems.push({ name, problem });
     }
+    const db = deps.database?.();
+    if (db) problems.unshift({ name: '-', problem: db });
     if (deps.shuttingDown()) problems.unshift({ name: '-', problem: 'shutting down' });
-    return reply.code(problems.length ? 503 : 200).send({ ready: problems.length === 0, problems });
+    const certificates = deps.configuredNames().map((name) => {
+      const e = deps.cache.get(name);
+      const row = e ? deps.cache.row(e, now) : undefined;
+      return {
+        name,
+        ready: row?.ready ?? false,
+        health: row?.health ?? 'missing',
+        profile: row?.profile,
+        lifetimeSeconds: row?.lifetimeSeconds,
+        notAfter: row?.notAfter,
+        renewAt: row?.nextRenewal,
+      };
+    });
+    return reply
+      .code(problems.length ? 503 : 200)
+      .send({ ready: problems.length === 0, problems, certificates });
   });
 }
