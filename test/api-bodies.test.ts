@@ -72,6 +72,23 @@ describe('streamed API bodies', () => {
     expect(second).toBe(await metrics.registry.metrics());
   });
 
+  it('GET /readyz lists every configured certificate after its problems, as one JSON document', async () => {
+    const res = await app.inject({ url: '/readyz' });
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    const body = res.json() as {
+      ready: boolean;
+      problems: { name: string; problem: string }[];
+      certificates: { name: string; ready: boolean; health: string; notAfter?: string }[];
+    };
+    expect(res.body).toBe(JSON.stringify(body));
+    expect(Object.keys(body)).toEqual(['ready', 'problems', 'certificates']);
+    expect(res.statusCode).toBe(body.ready ? 200 : 503);
+    expect(body.certificates.map((c) => c.name)).toEqual(Array.from({ length: N }, (_, i) => name(i)));
+    const row = cache.row(cache.get(name(3))!, now());
+    expect(body.certificates[3]).toMatchObject({ name: name(3), ready: row.ready, health: row.health });
+    expect(body.certificates[3]!.notAfter).toBe(row.notAfter);
+  });
+
   it('GET /v1/certificates is the JSON of every row with lastError', async () => {
     const res = await app.inject({ url: '/v1/certificates' });
     expect(res.statusCode).toBe(200);
