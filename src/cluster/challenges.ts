@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import type { ChallengeInput, ChallengeSolver, SolverContext } from '../challenges/types.js';
 import { CertkeeperError } from '../errors.js';
+import { sleep } from '../platform/sleep.js';
 import type { PgLocker } from './locker.js';
 import { type PgStore, TOKEN_CHANNEL } from './pg-store.js';
 
@@ -65,7 +66,7 @@ export class ClusterChallenges {
           },
         );
       }
-      await new Promise((res) => setTimeout(res, this.opts.pollMs ?? 200));
+      await sleep(this.opts.pollMs ?? 200);
     }
   }
 
@@ -76,7 +77,7 @@ export class ClusterChallenges {
         let got: { status: number; body: string } | undefined;
         let lastErr = '';
         for (let attempt = 0; attempt < 3 && got?.body !== ch.keyAuthorization; attempt++) {
-          if (attempt > 0) await new Promise((r) => setTimeout(r, 300 * attempt));
+          if (attempt > 0) await sleep(300 * attempt);
           got = await fetchToken(address, ch).catch((err: Error) => {
             lastErr = err.message;
             return undefined;

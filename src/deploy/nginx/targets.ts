@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { CertkeeperError } from '../../errors.js';
 import { runProcess } from '../../platform/process.js';
-import { withTimeout } from '../../platform/sleep.js';
+import { sleep, withTimeout } from '../../platform/sleep.js';
 
 export interface TestOutcome {
   ok: boolean;
@@ -223,7 +223,7 @@ export async function dockerExec(
   // The stream can end a moment before the exec is marked finished; ask again a bounded number of times.
   let info = inspected;
   for (let i = 0; i < 20 && info.Running; i++) {
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     info = await dockerCall(opts, what, () => exec.inspect());
   }
   return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8').trim() };
