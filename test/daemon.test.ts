@@ -379,7 +379,12 @@ describe('readiness and metrics', () => {
     );
     const ok = await app.inject({ url: '/readyz' });
     expect(ok.statusCode).toBe(200);
-    expect(ok.json()).toEqual({ ready: true, problems: [] });
+    expect(ok.json()).toMatchObject({ ready: true, problems: [] });
+    const [a] = ok.json().certificates;
+    expect(a).toMatchObject({ name: 'a', ready: true, health: 'expiring' }); // past 1/3 left, before danger
+    expect(a.lifetimeSeconds).toBeGreaterThan(89 * 86_400);
+    expect(Date.parse(a.renewAt)).toBeGreaterThan(seeded + 50 * DAY);
+    expect(Date.parse(a.notAfter)).toBeGreaterThan(Date.parse(a.renewAt));
     clock = new Date(seeded + 77 * DAY); // ~13 days left
     const notOk = await app.inject({ url: '/readyz' });
     expect(notOk.statusCode).toBe(503);

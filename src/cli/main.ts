@@ -120,6 +120,14 @@ export function buildProgram(): Command {
           logger: log.child({ component: 'notify' }),
           retryDelaysMs: [1000, 3000],
         });
+        // cluster: the PostgreSQL store (its advisory locks decide which node orders) and HTTP-01 tokens to
+        // every node; the other nodes' daemons follow the stored certificate on their own hosts.
+        const cw = config.cluster
+          ? await (await import('../cluster/wiring.js')).wireCluster(config, {
+              env: process.env,
+              logger: log.child({ component: 'cluster' }),
+            })
+          : undefined;
         const report = await renew(config, {
           names,
           force: o.force,
@@ -128,7 +136,8 @@ export function buildProgram(): Command {
           logger: log,
           lockWaitMs: lockWait * 1000,
           notifier: alerts,
-        });
+          ...cw?.renewOptions(),
+        }).finally(() => cw?.close());
         await alerts.close(15_000);
         if (o.json) {
           process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -203,7 +212,14 @@ export function buildProgram(): Command {
         });
       }
       const { revokeCertificate } = await import('../acme/revoke.js');
-      const { serial } = await revokeCertificate(config, name, o.reason, await logger(cmd));
+      const log = await logger(cmd);
+      // cluster: the mark goes to PostgreSQL, so whichever node renews next replaces the certificate.
+      const cw = config.cluster
+        ? await (await import('../cluster/wiring.js')).wireCluster(config, { env: process.env, logger: log })
+        : undefined;
+      const { serial } = await revokeCertificate(config, name, o.reason, log, { store: cw?.store }).finally(
+        () => cw?.close(),
+      );
       process.stdout.write(`revoked ${name} serial ${serial}; run certkeeper renew ${name} to replace it\n`);
     });
 

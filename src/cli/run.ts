@@ -44,11 +44,35 @@ export function runCommand(): Command {
       // Check the listen address first, so a refused address fails before any order is placed.
       assertListenAllowed(parseListen(o.listen ?? config.server.listen), token);
       const { createDaemon } = await import('../daemon/daemon.js');
+      // cluster: PostgreSQL (connected and migrated here; the key may come from the environment). A node that was
+      // in the cluster before waits for an unreachable database; SIGTERM/SIGINT meanwhile end it cleanly.
+      let cluster: import('../cluster/wiring.js').ClusterWiring | undefined;
+      if (config.cluster) {
+        const waiting = new AbortController();
+        const stopWaiting = () => waiting.abort();
+        process.once('SIGTERM', stopWaiting);
+        process.once('SIGINT', stopWaiting);
+        try {
+          cluster = await (await import('../cluster/wiring.js')).wireClusterWaiting(config, {
+            env: process.env,
+            logger: logger.child({ component: 'cluster' }),
+            signal: waiting.signal,
+          });
+        } finally {
+          process.off('SIGTERM', stopWaiting);
+          process.off('SIGINT', stopWaiting);
+        }
+        if (!cluster) {
+          process.exitCode = 0;
+          return;
+        }
+      }
       const daemon = createDaemon(config, {
         logger,
         token,
         checkAtStart: o.checkAtStart,
         loadConfig: () => loadConfigIsolated(file),
+        cluster,
       });
 
       let signals = 0;

@@ -23,7 +23,7 @@ export interface ClusterNodeOptions {
 export class ClusterNode {
   readonly sync: ClusterSync;
   private readonly log: Logger;
-  private readonly byName: Map<string, CertificateConfig>;
+  private byName: Map<string, CertificateConfig>;
 
   constructor(
     readonly cluster: ClusterHandle,
@@ -31,11 +31,7 @@ export class ClusterNode {
   ) {
     this.log = opts.logger ?? silentLogger;
     this.byName = new Map(opts.certificates.map((c) => [c.name, c]));
-    const webroots = [
-      ...new Set(
-        opts.certificates.flatMap((c) => (c.challenge.type === 'http-01' ? [c.challenge.webroot] : [])),
-      ),
-    ];
+    const webroots = webrootsOf(opts.certificates);
     this.sync = new ClusterSync({
       store: cluster.store,
       url: cluster.url,
@@ -50,6 +46,12 @@ export class ClusterNode {
 
   start(): Promise<void> {
     return this.sync.start();
+  }
+
+  /** A reloaded configuration: its certificates' deployers and webroots apply to what goes live from now on. */
+  setCertificates(certificates: CertificateConfig[]): void {
+    this.byName = new Map(certificates.map((c) => [c.name, c]));
+    this.sync.setWebroots(webrootsOf(certificates));
   }
   stop(): Promise<void> {
     return this.sync.stop();
@@ -100,4 +102,10 @@ export class ClusterNode {
       .catch(() => {});
     return results;
   }
+}
+
+function webrootsOf(certificates: CertificateConfig[]): string[] {
+  return [
+    ...new Set(certificates.flatMap((c) => (c.challenge.type === 'http-01' ? [c.challenge.webroot] : []))),
+  ];
 }

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
+import { accountDir } from '../acme/account.js';
 import { certInfo, splitPemChain } from '../crypto/pem.js';
 import type { IssuedCertificate } from '../deploy/types.js';
 import { CertkeeperError } from '../errors.js';
@@ -501,7 +502,13 @@ export class PgStore implements Store {
   }
 
   async nodeDeploys(name: string): Promise<NodeDeploy[]> {
+    return (await this.allNodeDeploys(name)).get(name) ?? [];
+  }
+
+  /** What every node deployed, per certificate (one query; `only` narrows it to one name). */
+  async allNodeDeploys(only?: string): Promise<Map<string, NodeDeploy[]>> {
     const r = await this.q<{
+      name: string;
       node: string;
       version: string;
       serial: string;
@@ -509,17 +516,76 @@ export class PgStore implements Store {
       detail: string;
       deployed_at: Date;
     }>(
-      'SELECT node, version, serial, ok, detail, deployed_at FROM node_deploys WHERE name = $1 ORDER BY node',
-      [name],
+      `SELECT name, node, version, serial, ok, detail, deployed_at FROM node_deploys
+        WHERE $1::text IS NULL OR name = $1 ORDER BY name, node`,
+      [only ?? null],
+      'read the node deploys',
     );
-    return r.rows.map((x) => ({
-      node: x.node,
-      version: Number(x.version),
-      serial: x.serial,
-      ok: x.ok,
-      detail: x.detail,
-      deployedAt: x.deployed_at.toISOString(),
-    }));
+    const out = new Map<string, NodeDeploy[]>();
+    for (const x of r.rows) {
+      const list = out.get(x.name) ?? [];
+      list.push({
+        node: x.node,
+        version: Number(x.version),
+        serial: x.serial,
+        ok: x.ok,
+        detail: x.detail,
+        deployedAt: x.deployed_at.toISOString(),
+      });
+      out.set(x.name, list);
+    }
+    return out;
+  }
+
+  // ---- ACME accounts ---------------------------------------------------------------------------------------
+
+  /**
+   * The cluster's ACME account for a CA into this node's storage (`accounts/<ca>/certkeeper/`), when this node has
+   * none yet: every node then orders with the one account. Returns true when it was written here.
+   */
+  async pullAccount(directoryUrl: string): Promise<boolean> {
+    const dir = accountDir(this.local.root, directoryUrl);
+    const keyPath = join(dir, 'account.key');
+    const metaPath = join(dir, 'account.json');
+    if ((await readIfExists(keyPath)) || (await readIfExists(metaPath))) return false;
+    const r = await this.q<{ key_sealed: Buffer; account_json: Record<string, unknown> }>(
+      'SELECT key_sealed, account_json FROM acme_accounts WHERE directory_url = $1',
+      [directoryUrl],
+      'read the ACME account',
+    );
+    const row = r.rows[0];
+    if (!row) return false;
+    const keyPem = this.key.decrypt(row.key_sealed, `account#${directoryUrl}`);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(keyPath, keyPem, 0o600);
+    await writeFileAtomic(metaPath, JSON.stringify(row.account_json, null, 2));
+    this.log.info(
+      { event: 'cluster.account_pulled', directoryUrl },
+      'using the cluster’s ACME account from PostgreSQL',
+    );
+    return true;
+  }
+
+  /** This node's registered ACME account into PostgreSQL, when the cluster has none for that CA yet. */
+  async pushAccount(directoryUrl: string): Promise<boolean> {
+    const dir = accountDir(this.local.root, directoryUrl);
+    const keyPem = await readIfExists(join(dir, 'account.key'));
+    const metaText = await readIfExists(join(dir, 'account.json'));
+    if (!keyPem || !metaText) return false;
+    let meta: { url?: string; directoryUrl?: string };
+    try {
+      meta = JSON.parse(metaText) as typeof meta;
+    } catch {
+      return false;
+    }
+    if (!meta.url || meta.directoryUrl !== directoryUrl) return false;
+    const r = await this.q(
+      `INSERT INTO acme_accounts (directory_url, account_url, key_sealed, account_json) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (directory_url) DO NOTHING`,
+      [directoryUrl, meta.url, this.key.encrypt(keyPem, `account#${directoryUrl}`), meta],
+      'store the ACME account',
+    );
+    return r.rowCount === 1;
   }
 
   /** `certkeeper export`: the database's certificates as a certbot folder (the backup path). */

@@ -49,6 +49,11 @@ export class ClusterSync {
   }
   private readonly unsubscribe: () => void;
 
+  /** A reloaded configuration's webroots (tokens written from now on go there too). */
+  setWebroots(webroots: string[]): void {
+    this.opts.webroots = webroots;
+  }
+
   async start(): Promise<void> {
     this.stopped = false;
     await this.listen();

@@ -4,6 +4,7 @@ import Fastify, {
   type FastifyInstance,
   LogController,
 } from 'fastify';
+import type { NodeDeploy } from '../cluster/pg-store.js';
 import type { Logger } from '../log.js';
 import type { Watcher } from '../watch/watcher.js';
 import type { AcmAuditor } from './acm-audit.js';
@@ -44,6 +45,10 @@ export interface AppDeps {
   reload?: () => Promise<ReloadOutcome>;
   /** Per-certificate pause between forced API renewals (server.forceCooldownSeconds); default 300 s, 0 = none. */
   forceCooldownMs?: number;
+  /** cluster: PostgreSQL's problem while it is unreachable (for /readyz), undefined when it answers. */
+  database?: () => string | undefined;
+  /** cluster: what each node deployed, per certificate (GET /v1/certificates). */
+  nodeDeploys?: () => Promise<Map<string, NodeDeploy[]>>;
 }
 
 const SECRET_PARAM =

@@ -2,11 +2,14 @@ import type { AddressInfo } from 'node:net';
 import type { ACMClient } from '@aws-sdk/client-acm';
 import type { FastifyInstance } from 'fastify';
 import { ariCheckDue } from '../acme/ari.js';
+import { DatabaseOutage } from '../cluster/outage.js';
+import type { ClusterWiring } from '../cluster/wiring.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { AlertDispatcher } from '../notify/index.js';
 import { alertsFor } from '../notify/rules.js';
 import { CertStore } from '../store/store.js';
+import type { Store } from '../store/types.js';
 import { Watcher } from '../watch/watcher.js';
 import { AcmAuditor } from './acm-audit.js';
 import { buildApp } from './app.js';
@@ -36,6 +39,8 @@ export interface DaemonOptions {
   acmClientFor?: (region: string) => ACMClient;
   /** Reads and validates the configuration file again, for SIGHUP and POST /v1/reload (see reload.ts). */
   loadConfig?: () => Promise<Config>;
+  /** `cluster:` configured: the wiring (cluster/wiring.ts); the daemon starts its node sync and closes it. */
+  cluster?: ClusterWiring;
 }
 
 /** How often the daemon looks whether a certificate another process was renewing is free again. */
@@ -49,7 +54,12 @@ const FULL_CHECK_MS = 12 * 3600_000;
  * `renew()`. The daemon keeps the store's state in memory (re-read at each tick and after each job).
  */
 export class Daemon {
+  /** This host's certbot folder (with `cluster:`, the copy materialised from PostgreSQL). */
   readonly store: CertStore;
+  /** Where certificates and their state are read and written: the local store, or PostgreSQL with `cluster:`. */
+  readonly truth: Store;
+  /** With `cluster:`: PostgreSQL's availability (readiness, metrics, alerts while renewals wait). */
+  readonly outage?: DatabaseOutage;
   readonly cache: StateCache;
   readonly queue: JobQueue;
   readonly metrics: DaemonMetrics;
@@ -91,8 +101,9 @@ export class Daemon {
     this.logger = opts.logger;
     this.now = opts.now ?? (() => new Date());
     this.random = opts.random ?? Math.random;
-    this.store = new CertStore(config.storage.path, { logger: this.logger });
-    this.cache = new StateCache(this.store, config);
+    this.store = opts.cluster?.store.local ?? new CertStore(config.storage.path, { logger: this.logger });
+    this.truth = opts.cluster?.store ?? this.store;
+    this.cache = new StateCache(this.truth, config);
     this.metrics = new DaemonMetrics(this.cache, this.now, {
       processMetrics: opts.processMetrics,
       store: this.store,
@@ -104,6 +115,20 @@ export class Daemon {
       retryDelaysMs: opts.notifyRetryDelaysMs,
       sleep: opts.notifySleep,
     });
+    const cw = opts.cluster;
+    if (cw) {
+      this.outage = new DatabaseOutage({
+        databaseUp: () => cw.databaseUp(),
+        onHealth: (fn) => cw.store.onHealth(fn),
+        notify: (a) => this.alerts.notify(a),
+        onRecovered: () => void this.tick('wake'),
+        now: this.now,
+        logger: this.logger,
+      });
+      this.metrics.attachCluster(() => cw.databaseUp());
+      // A version another node stored went live here: status, metrics and the API show it at once.
+      cw.store.onMaterialised((name) => void this.cache.refresh([name]).catch(() => {}));
+    }
     if (config.acmAudit) {
       this.auditor = new AcmAuditor({
         audit: config.acmAudit,
@@ -159,6 +184,7 @@ export class Daemon {
   /** Called by the reloader with a validated configuration; a running job keeps the one it started with. */
   async useConfig(next: Config): Promise<void> {
     this.config = next;
+    this.opts.cluster?.node.setCertificates(next.certificates);
     this.cache.setConfig(next);
     this.alerts.setTargets(next.notify);
     this.watcher.setConfig(next);
@@ -171,6 +197,8 @@ export class Daemon {
   /** Loads the store, builds the API, starts the schedule and (by default) checks every certificate once. */
   async start(): Promise<void> {
     const t0 = Date.now();
+    // cluster: catch up from PostgreSQL (and deploy here what changed) before looking at what is due.
+    await this.opts.cluster?.node.start();
     await this.cache.loadAll();
     this.lastFullCheck = this.now().getTime();
     this.logger.info(
@@ -192,6 +220,8 @@ export class Daemon {
       auditor: this.auditor,
       watcher: this.watcher,
       publicStatus: () => this.config.server.publicStatus === true,
+      database: this.outage && (() => this.outage?.problem()),
+      nodeDeploys: this.opts.cluster && (() => this.opts.cluster!.store.allNodeDeploys()),
     };
     this.app = await buildApp(appDeps);
     this.appDeps = appDeps;
@@ -315,9 +345,20 @@ export class Daemon {
     );
     await this.remind(now);
     this.servedCheck = this.watcher.checkServed();
+    // PostgreSQL away: no node can take a lock, so nothing is queued; the due ones are alerted and run as soon
+    // as the database answers (outage.onRecovered).
+    if (this.outage?.holdDue(due.map((n) => this.dueInfo(n)))) {
+      this.armWake(next);
+      return;
+    }
     const names = [...due, ...ari];
     if (names.length && !this.stopping) this.queue.submit({ names, respectBackoff: true, source });
     this.armWake(next);
+  }
+
+  private dueInfo(name: string) {
+    const e = this.cache.get(name);
+    return { name, domains: e?.config?.domains ?? [], notAfter: e?.live?.notAfter };
   }
 
   private armWake(next: Date | undefined): void {
@@ -342,10 +383,10 @@ export class Daemon {
       const h = this.cache.health(e, now);
       const inDanger = h.status === 'danger' || h.status === 'expired';
       if (!inDanger && !e.state?.alerts?.expiring) continue;
-      const lock = await this.store.locker.tryLock(e.name).catch(() => undefined);
+      const lock = await this.truth.locker.tryLock(e.name).catch(() => undefined);
       if (!lock) continue; // someone is renewing it right now: that run decides
       try {
-        const state = await this.store.readState(e.name);
+        const state = await this.truth.readState(e.name);
         const out = alertsFor({
           name: e.name,
           domains: e.config.domains,
@@ -354,7 +395,7 @@ export class Daemon {
           health: this.cache.health({ ...e, state }, now),
           now,
         });
-        if (out.memory) await this.store.updateState(e.name, { alerts: out.memory });
+        if (out.memory) await this.truth.updateState(e.name, { alerts: out.memory });
         for (const a of out.alerts) this.alerts.notify(a);
       } finally {
         await lock.release().catch(() => {});
@@ -384,6 +425,8 @@ export class Daemon {
       notifier: this.alerts,
       ari: this.opts.ari !== false,
       random: this.random,
+      // cluster: the PostgreSQL store (the job runs here only where its lock is won), tokens to every node.
+      ...this.opts.cluster?.renewOptions((e) => this.metrics.onEvent(e)),
     });
   }
 
@@ -402,7 +445,7 @@ export class Daemon {
     const started = Date.now();
     const check = async () => {
       if (this.stopping) return;
-      const lock = await this.store.locker.tryLock(name).catch(() => undefined);
+      const lock = await this.truth.locker.tryLock(name).catch(() => undefined);
       if (!lock && Date.now() - started < BUSY_WATCH_MAX_MS) {
         this.busyWatch.set(name, setTimeout(() => void check(), BUSY_POLL_MS).unref());
         return;
@@ -441,6 +484,8 @@ export class Daemon {
     await this.ticking?.catch(() => {});
     const clean = await this.queue.close(graceMs);
     await this.auditor?.stop(Math.min(graceMs, 5000));
+    this.outage?.close();
+    await this.opts.cluster?.close(); // nothing local is removed: nginx keeps serving the files
     await this.watcher.stop();
     await this.servedCheck;
     await this.alerts.close(Math.min(graceMs, 5000));

@@ -197,6 +197,18 @@ export class DaemonMetrics {
     };
   }
 
+  /** cluster: 1 while PostgreSQL answers, 0 while it is unreachable (local files are served, renewals wait). */
+  attachCluster(databaseUp: () => boolean): void {
+    new Gauge({
+      name: 'certkeeper_cluster_database_up',
+      help: '1 while the cluster database (PostgreSQL) answers, 0 while it is unreachable: every node keeps serving its local certificates and renewals wait.',
+      registers: [this.registry],
+      collect() {
+        this.set(databaseUp() ? 1 : 0);
+      },
+    });
+  }
+
   /**
    * The ACM audit's gauges (registered only when acmAudit is configured): findings by rule and severity from the
    * last successful run (every pair present, 0 when clean), when that run was, and failed runs.

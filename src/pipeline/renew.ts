@@ -37,6 +37,7 @@ import type {
   Issued,
   Issuer,
   RenewReport,
+  SolverFactory,
   Verifier,
 } from './types.js';
 
@@ -66,6 +67,11 @@ export interface RenewOptions {
   store?: Store;
   /** The CA for a directory URL (default: the ACME issuer). */
   issuer?: (directoryUrl: string) => Issuer;
+  /**
+   * The default ACME issuer's challenge solvers (default: the configured ones as they are); a cluster passes its
+   * factory, which sends HTTP-01 tokens to every node and serialises Route53 TXT changes per zone.
+   */
+  solvers?: SolverFactory;
   deployers?: DeployerFactory;
   /** Checks an issued certificate before it is stored (default: the key opens the leaf, names as ordered). */
   verifier?: Verifier;
@@ -159,12 +165,18 @@ export async function renew(config: Config, opts: RenewOptions = {}): Promise<Re
     issuer: () => {
       issuer ??= opts.issuer
         ? opts.issuer(directoryUrl)
-        : lazyAcmeIssuer(config, directoryUrl, logger.child({ jobId }), () => {
-            caBundle ??= config.acme.caBundle
-              ? readCaBundle(config.acme.caBundle)
-              : Promise.resolve(undefined);
-            return caBundle;
-          });
+        : lazyAcmeIssuer(
+            config,
+            directoryUrl,
+            logger.child({ jobId }),
+            () => {
+              caBundle ??= config.acme.caBundle
+                ? readCaBundle(config.acme.caBundle)
+                : Promise.resolve(undefined);
+              return caBundle;
+            },
+            opts.solvers,
+          );
       return issuer;
     },
     deployers: opts.deployers ?? createDeployer,
@@ -196,10 +208,13 @@ function lazyAcmeIssuer(
   directoryUrl: string,
   logger: Logger,
   caBundle: () => Promise<string | undefined>,
+  solvers?: SolverFactory,
 ): Issuer {
   let real: Promise<AcmeIssuer> | undefined;
   const get = () => {
-    real ??= caBundle().then((caBundlePem) => new AcmeIssuer({ config, directoryUrl, caBundlePem, logger }));
+    real ??= caBundle().then(
+      (caBundlePem) => new AcmeIssuer({ config, directoryUrl, caBundlePem, logger, solvers }),
+    );
     return real;
   };
   return {

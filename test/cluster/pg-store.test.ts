@@ -144,16 +144,77 @@ describe('cluster config and key', () => {
   });
 });
 
-describe('renew with cluster: until the pipeline takes the PostgreSQL store', () => {
-  it('refuses instead of ordering one certificate per host', async () => {
-    const { renew } = await import('../../src/renew.js');
+describe('renew with cluster: uses the PostgreSQL store', () => {
+  it('the node that wins the lock orders; another node finds it stored, serves it, and is busy while it is held', async () => {
+    const { renew } = await import('../../src/pipeline/renew.js');
+    const { wireCluster } = await import('../../src/cluster/wiring.js');
     const { parseConfig } = await import('../../src/config/load.js');
-    const config = parseConfig({
-      acme: { directoryUrl: 'https://127.0.0.1:1/dir' },
-      storage: { path: join(work, 'guard') },
-      cluster: { postgres: { url: pgh.url }, keyEnv: 'K' },
+    // A database of its own: the other tests' nodes sync every certificate of theirs.
+    const db = `renew_${randomBytes(4).toString('hex')}`;
+    await sql(`CREATE DATABASE ${db}`);
+    const url = pgh.url.replace(/\/postgres$/, `/${db}`);
+    const q = async (text: string, params: unknown[]) => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        return (await c.query(text, params)).rows;
+      } finally {
+        await c.end();
+      }
+    };
+    const configFor = (n: string) =>
+      parseConfig({
+        acme: { directoryUrl: 'https://127.0.0.1:1/dir' },
+        storage: { path: join(work, `renew-${n}`) },
+        cluster: { postgres: { url }, node: `renew-${n}`, keyEnv: 'CK_TEST_KEY' },
+        certificates: [
+          {
+            name: 'api',
+            domains: ['api.example.com'],
+            challenge: { type: 'http-01', webroot: join(work, `renew-${n}-www`) },
+            bootstrap: false,
+          },
+        ],
+      });
+    // Without the cluster store, renew() still refuses a clustered configuration (one order per host otherwise).
+    await expect(renew(configFor('a'))).rejects.toMatchObject({ kind: 'config', field: 'cluster' });
+
+    const orders: string[] = [];
+    const issuer = () => ({
+      directoryUrl: 'https://127.0.0.1:1/dir',
+      async order(req: { cert: { name: string; domains: string[] } }) {
+        orders.push(req.cert.name);
+        const b = await bundle(req.cert.domains);
+        return { fullchainPem: b.fullchainPem, keyPem: b.keyPem, timings: { total: 1 } };
+      },
     });
-    await expect(renew(config)).rejects.toMatchObject({ kind: 'config', field: 'cluster' });
+    const env = { CK_TEST_KEY: KEY_HEX };
+    const a = (await wireCluster(configFor('a'), { env }))!;
+    const b = (await wireCluster(configFor('b'), { env }))!;
+    try {
+      const ra = await renew(configFor('a'), { ...a.renewOptions(), issuer });
+      expect(ra.results[0]).toMatchObject({ status: 'issued', version: 1 });
+      const serial = ra.results[0]!.serial!;
+      expect(
+        await q('SELECT version::int, serial, stored_by FROM certificate_versions WHERE name = $1', ['api']),
+      ).toEqual([{ version: 1, serial, stored_by: 'renew-a' }]);
+
+      // b checks under the lock: PostgreSQL has it, so nothing is ordered and b's own folder now holds it.
+      const rb = await renew(configFor('b'), { ...b.renewOptions(), issuer });
+      expect(rb.results[0]).toMatchObject({ status: 'skipped', serial, version: 1 });
+      expect(orders).toEqual(['api']);
+      expect((await b.store.local.current('api'))?.serial).toBe(serial);
+
+      // a holds the lock: a forced renewal on b is busy — neither success nor failure, nothing ordered.
+      const held = (await a.store.locker.tryLock('api'))!;
+      const busy = await renew(configFor('b'), { ...b.renewOptions(), issuer, force: true });
+      await held.release();
+      expect(busy).toMatchObject({ ok: true, results: [{ status: 'busy' }] });
+      expect(orders).toEqual(['api']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });
 
@@ -474,5 +535,62 @@ describe('PgStore', () => {
         },
       ),
     ).toBe(true);
+  });
+});
+
+describe('certkeeper run with PostgreSQL away at start', () => {
+  it('a node that was in the cluster waits for the database; a node that never reached it fails at once', async () => {
+    const { wireClusterWaiting } = await import('../../src/cluster/wiring.js');
+    const { parseConfig } = await import('../../src/config/load.js');
+    const configFor = (n: string) =>
+      parseConfig({
+        acme: { directoryUrl: 'https://127.0.0.1:1/dir' },
+        storage: { path: join(work, `wait-${n}`) },
+        cluster: { postgres: { url: pgh.url }, node: `wait-${n}`, keyEnv: 'CK_TEST_KEY' },
+      });
+    const env = { CK_TEST_KEY: KEY_HEX };
+    await fs.mkdir(join(work, 'wait-old', 'cluster'), { recursive: true });
+    const waits: number[] = [];
+    await pgh.stopServer();
+    let started = false;
+    try {
+      await expect(
+        wireClusterWaiting(configFor('new'), {
+          env,
+          sleep: async (ms) => {
+            waits.push(ms);
+          },
+        }),
+      ).rejects.toMatchObject({ code: 'CK_ERR_CLUSTER_DB' });
+      expect(waits).toEqual([]);
+      const w = await wireClusterWaiting(configFor('old'), {
+        env,
+        sleep: async (ms) => {
+          waits.push(ms);
+          if (waits.length === 2) {
+            await pgh.start();
+            started = true;
+          }
+        },
+      });
+      expect(waits).toEqual([1000, 2000]);
+      expect(w?.databaseUp()).toBe(true);
+      await w?.close();
+      // Stopped while waiting: resolves undefined (run exits cleanly).
+      await pgh.stopServer();
+      started = false;
+      const ctl = new AbortController();
+      const none = await wireClusterWaiting(configFor('old'), {
+        env,
+        signal: ctl.signal,
+        sleep: async () => {
+          ctl.abort();
+          throw new Error('aborted');
+        },
+      });
+      expect(none).toBeUndefined();
+    } finally {
+      if (!started) await pgh.start();
+    }
   });
 });
