@@ -1,4 +1,5 @@
 import { CertkeeperError } from '../errors.js';
+import { retry } from '../platform/retry.js';
 import { type AcmeProblem, parseRetryAfter, withProblemCapture } from './http.js';
 
 const PREFIX = 'urn:ietf:params:acme:error:';
@@ -102,12 +103,13 @@ export async function callAcme<T>(
   ctx: { cert?: string; domain?: string },
   fn: () => Promise<T>,
 ): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await withProblemCapture(fn);
-    } catch (err) {
-      if (problemType(err) === 'badNonce' && attempt < BAD_NONCE_RETRIES) continue;
-      throw toAcmeError(err, { ...ctx, action });
-    }
+  try {
+    // A fresh nonce comes with the failed answer: try again at once.
+    return await retry(() => withProblemCapture(fn), {
+      delaysMs: Array.from({ length: BAD_NONCE_RETRIES }, () => 0),
+      retryable: (err) => problemType(err) === 'badNonce',
+    });
+  } catch (err) {
+    throw toAcmeError(err, { ...ctx, action });
   }
 }

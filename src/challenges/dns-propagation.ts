@@ -1,8 +1,8 @@
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { sleep } from '../platform/sleep.js';
 
 /** One TXT name and the values that must all be present there (other values may be present too). */
 export interface TxtExpectation {
@@ -154,7 +154,7 @@ export async function waitForTxtRecords(expect: TxtExpectation[], opts: Propagat
     const left = deadline - Date.now();
     if (left <= 0 || opts.signal?.aborted) break;
     opts.logger.debug({ cert: opts.cert, waiting: [...last.keys()], round }, 'TXT records not visible yet');
-    await sleep(Math.min(interval, left), undefined, { signal: opts.signal }).catch(() => undefined);
+    await sleep(Math.min(interval, left), opts.signal).catch(() => undefined);
     interval = Math.min(interval * 2, maxInterval);
   }
   const first = pending[0]!;

@@ -1,6 +1,8 @@
 import { request } from 'node:http';
 import type { ChallengeInput, ChallengeSolver, SolverContext } from '../challenges/types.js';
 import { CertkeeperError } from '../errors.js';
+import { retry } from '../platform/retry.js';
+import { sleep } from '../platform/sleep.js';
 import type { PgLocker } from './locker.js';
 import { type PgStore, TOKEN_CHANNEL } from './pg-store.js';
 
@@ -65,7 +67,7 @@ export class ClusterChallenges {
           },
         );
       }
-      await new Promise((res) => setTimeout(res, this.opts.pollMs ?? 200));
+      await sleep(this.opts.pollMs ?? 200);
     }
   }
 
@@ -75,13 +77,17 @@ export class ClusterChallenges {
       for (const ch of chs) {
         let got: { status: number; body: string } | undefined;
         let lastErr = '';
-        for (let attempt = 0; attempt < 3 && got?.body !== ch.keyAuthorization; attempt++) {
-          if (attempt > 0) await new Promise((r) => setTimeout(r, 300 * attempt));
-          got = await fetchToken(address, ch).catch((err: Error) => {
-            lastErr = err.message;
-            return undefined;
-          });
-        }
+        // Three looks, 0.3 s and 0.6 s apart; what the last one saw goes into the error below.
+        await retry(
+          async () => {
+            got = await fetchToken(address, ch).catch((err: Error) => {
+              lastErr = err.message;
+              return undefined;
+            });
+            if (got?.body !== ch.keyAuthorization) throw new Error('not served yet');
+          },
+          { delaysMs: [300, 600] },
+        ).catch(() => {});
         if (got?.body !== ch.keyAuthorization) {
           throw new CertkeeperError(
             'self-check',

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { sleep } from '../platform/sleep.js';
 import type { Lock, Locker, LockHolderInfo } from './contract.js';
 import { dbError, LOCK_SPACE } from './db.js';
 
@@ -134,7 +135,7 @@ export class PgLocker implements Locker {
       if (l) return l;
       if (opts.signal?.aborted) throw opts.signal.reason;
       if (Date.now() + delay > deadline) break;
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay);
     }
     const h = await this.holder(name).catch(() => undefined);
     throw new CertkeeperError(

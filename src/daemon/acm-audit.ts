@@ -6,6 +6,7 @@ import type { AcmAuditConfig } from '../deploy/acm/schema.js';
 import { asCertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Alert, AlertDispatcher } from '../notify/index.js';
+import { within } from '../platform/sleep.js';
 import type { CertStore } from '../store/store.js';
 import { realTimers, type Timers } from './scheduler.js';
 
@@ -321,11 +322,7 @@ export class AcmAuditor {
     this.timer = undefined;
     this.abort.abort();
     const busy = [this.running, this.replacing].filter(Boolean);
-    if (busy.length) {
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(busy), new Promise((r) => (t = setTimeout(r, graceMs)))]);
-      clearTimeout(t);
-    }
+    if (busy.length) await within(Promise.all(busy), graceMs);
     for (const c of this.clients.splice(0)) c.destroy();
     this.destroyReplaceClients?.();
   }

@@ -1,10 +1,10 @@
-import { type StatusRow, statusRow } from '../cli/status.js';
 import { mapLimit } from '../concurrency.js';
 import type { CertificateConfig, Config } from '../config/schema.js';
 import { type LiveSummary, summarize } from '../core/certificate.js';
 import { type Health, health } from '../core/health.js';
 import type { CertState } from '../core/state.js';
 import { type Plan, planCertificate } from '../plan/plan.js';
+import { type StatusRow, statusRow } from '../plan/status-row.js';
 import type { Store } from '../store/types.js';
 
 export type { LiveSummary } from '../core/certificate.js';

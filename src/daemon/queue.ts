@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { asCertkeeperError, CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { within } from '../platform/sleep.js';
 import type { CertResult, RenewReport } from '../renew.js';
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -228,16 +229,6 @@ export class JobQueue {
     const finished = [...this.jobs.values()].filter((j) => j.finishedAt);
     for (const j of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) this.jobs.delete(j.id);
   }
-}
-
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([
-    p.then(() => true),
-    new Promise<boolean>((res) => (timer = setTimeout(() => res(false), ms))),
-  ]);
-  clearTimeout(timer);
-  return r;
 }
 
 function countStatuses(results: CertResult[]): Record<string, number> {

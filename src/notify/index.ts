@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { retry } from '../platform/retry.js';
-import { sleep } from '../platform/sleep.js';
+import { sleep, within } from '../platform/sleep.js';
 import * as email from './email.js';
 import type { NotifyConfig } from './schema.js';
 import * as slack from './slack.js';
@@ -160,9 +160,7 @@ export class AlertDispatcher {
 
   /** Waits up to `graceMs` for deliveries in flight, then abandons the rest. */
   async close(graceMs = 5000): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.flush(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
-    clearTimeout(timer);
+    await within(this.flush(), graceMs);
     this.abort.abort();
     await this.flush();
   }

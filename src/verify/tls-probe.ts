@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { connect, rootCertificates } from 'node:tls';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { sleep } from '../platform/sleep.js';
 
 export interface HostPort {
   host: string;
@@ -199,7 +200,7 @@ export async function verifyServedCertificate(opts: VerifyServedOptions): Promis
       if (stableMs >= settleMs) break;
     }
     if (Date.now() + interval > deadline || opts.signal?.aborted) break;
-    await new Promise((r) => setTimeout(r, interval));
+    await sleep(interval);
   }
   if (pending.length === 0) {
     if (stableMs < settleMs) {

@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Route53Client } from '@aws-sdk/client-route-53';
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { awsErrorName, BAD_CREDENTIALS, isRetryableAwsError } from '../../platform/aws/errors.js';
+import { retry as retryCall } from '../../platform/retry.js';
 
 /** What one Route53 call is about, for retries, the IAM action in errors and the log. */
 export interface CallContext {
@@ -130,18 +130,26 @@ export async function awsCall<T>(
   ctx: CallContext,
   retry: RetryPolicy = DEFAULT_RETRY,
 ): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return (await client.send(command, { abortSignal: ctx.signal })) as T;
-    } catch (err) {
-      if (attempt >= retry.attempts || !isRetryable(err) || ctx.signal?.aborted) throw toAwsError(err, ctx);
-      const cap = Math.min(retry.maxMs, retry.baseMs * 2 ** (attempt - 1));
-      const delay = cap / 2 + Math.random() * (cap / 2);
-      ctx.logger.warn(
-        { cert: ctx.cert, action: ctx.action, error: errName(err), attempt, delayMs: Math.round(delay) },
-        'Route53 call failed, retrying',
-      );
-      await sleep(delay, undefined, { signal: ctx.signal }).catch(() => undefined);
-    }
+  try {
+    return await retryCall(() => client.send(command, { abortSignal: ctx.signal }) as Promise<T>, {
+      delaysMs: backoffDelays(retry),
+      signal: ctx.signal,
+      retryable: isRetryable,
+      onRetry: (err, attempt, delayMs) =>
+        ctx.logger.warn(
+          { cert: ctx.cert, action: ctx.action, error: errName(err), attempt, delayMs: Math.round(delayMs) },
+          'Route53 call failed, retrying',
+        ),
+    });
+  } catch (err) {
+    throw toAwsError(err, ctx);
   }
+}
+
+/** Exponential backoff with equal jitter: attempt n waits between half and all of min(maxMs, baseMs·2^(n-1)). */
+function backoffDelays(policy: RetryPolicy): number[] {
+  return Array.from({ length: Math.max(0, policy.attempts - 1) }, (_, i) => {
+    const cap = Math.min(policy.maxMs, policy.baseMs * 2 ** i);
+    return cap / 2 + Math.random() * (cap / 2);
+  });
 }

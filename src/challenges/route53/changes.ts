@@ -3,7 +3,6 @@
  * CNAMEs): one ChangeBatch per zone, read-modify-write of a zone one at a time within this process, and the bounded
  * wait for INSYNC.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Change,
   ChangeResourceRecordSetsCommand,
@@ -14,6 +13,7 @@ import {
 } from '@aws-sdk/client-route-53';
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { sleep } from '../../platform/sleep.js';
 import { awsCall, type RetryPolicy } from './aws-call.js';
 
 /** Read-modify-write of one zone's record sets happens one at a time within this process. */
@@ -115,7 +115,7 @@ export async function waitInsync(w: InsyncWait, ctx: ChangeContext): Promise<voi
         { cert: ctx.cert, code: 'CK_ERR_DNS_PROPAGATION', hint: w.hint },
       );
     }
-    await sleep(Math.min(pause, left), undefined, { signal: ctx.signal }).catch(() => undefined);
+    await sleep(Math.min(pause, left), ctx.signal).catch(() => undefined);
     pause = Math.min(Math.round(pause * 1.5), w.maxPollMs);
   }
 }

@@ -1,17 +1,17 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { isValidChallengeToken } from '../../acme/inbound.js';
 import { urlHost } from '../../config/ip.js';
 import { CertkeeperError } from '../../errors.js';
+import { retry } from '../../platform/retry.js';
 import { ensureDirNoFollow, realpathInside, writeFileNoFollow } from '../../store/fsutil.js';
 import { lookupVia, makeResolver, probeUrl, resolveForProbe } from '../http-probe.js';
 import type { ChallengeInput, ChallengeSolver, SolverContext, SolverDeps } from '../types.js';
 import type { WebrootChallengeConfig } from './schema.js';
 
 const WELL_KNOWN = join('.well-known', 'acme-challenge');
-/** Connection refused is retried this many times (0.5 s, 1 s, 1.5 s, 2 s apart: about 5 s). */
-const CONNECT_ATTEMPTS = 5;
+/** Connection refused is retried, 0.5 s, 1 s, 1.5 s, 2 s apart (5 attempts, about 5 s). */
+const CONNECT_DELAYS_MS = [500, 1000, 1500, 2000];
 
 /**
  * HTTP-01 through a folder the web server already serves (certbot's --webroot): writes the key authorization
@@ -103,17 +103,18 @@ export function create(config: WebrootChallengeConfig, deps: SolverDeps): Challe
     url: string,
     signal: AbortSignal | undefined,
   ): Promise<Awaited<ReturnType<typeof probeUrl>>> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await probeUrl(url, { lookup, timeoutMs, signal });
-      } catch (err) {
-        if (signal?.aborted) throw signal.reason;
-        const code = (err as NodeJS.ErrnoException).code;
-        if (attempt >= CONNECT_ATTEMPTS || (code !== 'ECONNREFUSED' && code !== 'ECONNRESET')) throw err;
-        await sleep(500 * attempt, { signal }).catch(() => {
-          throw signal?.reason;
-        });
-      }
+    try {
+      return await retry(() => probeUrl(url, { lookup, timeoutMs, signal }), {
+        delaysMs: CONNECT_DELAYS_MS,
+        signal,
+        retryable: (err) => {
+          const code = (err as NodeJS.ErrnoException).code;
+          return code === 'ECONNREFUSED' || code === 'ECONNRESET';
+        },
+      });
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw err;
     }
   }
 

@@ -2,8 +2,9 @@
  * The status page's data, gathered from what the daemon holds in memory (state cache, jobs, ACM audit, watcher).
  * Carries what GET /v1/certificates and GET /v1/acm/findings already show — no keys, tokens or hook output.
  */
-import type { StatusRow } from '../../cli/status.js';
+
 import type { Finding } from '../../deploy/acm/audit.js';
+import type { StatusRow } from '../../plan/status-row.js';
 import type { EndpointStatus, ServedStatus, Watcher } from '../../watch/watcher.js';
 import type { AcmAuditor, AuditRun } from '../acm-audit.js';
 import type { CachedCert, StateCache } from '../cache.js';

@@ -21,7 +21,7 @@ import {
 import { splitPemChain } from '../../crypto/pem.js';
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { sleep } from '../../platform/sleep.js';
+import { retry } from '../../platform/retry.js';
 import type { DeployContext, Deployer, DeployerDeps, DeployResult, IssuedCertificate } from '../types.js';
 import { awsErrorName, buildAcmClient, hintForAwsError, isPermanentAwsError } from './client.js';
 import {
@@ -174,21 +174,28 @@ export function create(config: AcmDeployConfig, deps: AcmDeployerDeps): Deployer
     },
   ): Promise<T> {
     const max = o.attempts ?? attempts;
-    for (let i = 1; ; i++) {
-      try {
-        return await fn();
-      } catch (err) {
-        const permanent = isPermanentAwsError(err);
-        if (permanent || i >= max || o.signal?.aborted)
-          throw asDeployError(err, o.cert, o.action, i, permanent);
-        const base = (o.delays ?? delays)[i - 1] ?? (o.delays ?? delays).at(-1) ?? 1_000;
-        const wait = Math.round(base * (0.8 + Math.random() * 0.4));
-        o.log?.warn(
-          { attempt: i, of: max, waitMs: wait, error: errorLine(err) },
-          'ACM attempt failed; retrying',
-        );
-        await sleep(wait, o.signal).catch(() => {}); // an abort ends the wait; the caller checks the signal
-      }
+    const base = o.delays ?? delays;
+    // Wait before attempt 2..max: the configured delays, the last one repeated, ±20 % jitter.
+    const waits = Array.from({ length: max - 1 }, (_, i) =>
+      Math.round((base[i] ?? base.at(-1) ?? 1_000) * (0.8 + Math.random() * 0.4)),
+    );
+    let tries = 0;
+    try {
+      return await retry(
+        (attempt) => {
+          tries = attempt;
+          return fn();
+        },
+        {
+          delaysMs: waits,
+          signal: o.signal,
+          retryable: (err) => !isPermanentAwsError(err),
+          onRetry: (err, attempt, waitMs) =>
+            o.log?.warn({ attempt, of: max, waitMs, error: errorLine(err) }, 'ACM attempt failed; retrying'),
+        },
+      );
+    } catch (err) {
+      throw asDeployError(err, o.cert, o.action, tries, isPermanentAwsError(err));
     }
   }
 

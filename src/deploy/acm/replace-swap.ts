@@ -26,6 +26,7 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { retry } from '../../platform/retry.js';
 import { awsErrorName } from './client.js';
 
 export type ResourceKind = 'cloudfront' | 'elbv2' | 'other';
@@ -100,56 +101,65 @@ export async function swapCloudFront(
 ): Promise<SwapOutcome> {
   const id = distributionArn.split('/').pop()!;
   const attempts = Math.max(1, ctx.etagAttempts ?? 4);
-  for (let attempt = 1; ; attempt++) {
-    const got = await send(
-      () => cf.send(new GetDistributionConfigCommand({ Id: id })),
-      'cloudfront:GetDistributionConfig',
-      distributionArn,
-    );
-    const cfg = got.DistributionConfig;
-    const vc = cfg?.ViewerCertificate;
-    const current = vc?.ACMCertificateArn;
-    const out: SwapOutcome = {
-      resource: distributionArn,
-      kind: 'cloudfront',
-      changes: [],
-      alreadyNew: false,
-    };
-    if (ctx.newArn && current === ctx.newArn) return { ...out, alreadyNew: true };
-    if (!cfg || !vc || current !== ctx.oldArn) {
-      // ACM still lists it (InUseBy lags a few minutes), but it no longer uses the old one: nothing to change.
-      return { ...out, notUsing: `uses ${current ?? 'no ACM certificate'}: left unchanged` };
-    }
-    out.changes.push(
-      'ViewerCertificate.ACMCertificateArn → new certificate (UpdateDistribution with IfMatch)',
-    );
-    if (!ctx.apply || !ctx.newArn) return out;
-    const next = {
-      ...cfg,
-      ViewerCertificate: {
-        ...vc,
-        ACMCertificateArn: ctx.newArn,
-        ...(vc.Certificate === ctx.oldArn && { Certificate: ctx.newArn }),
-      },
-    };
-    try {
-      await cf.send(new UpdateDistributionCommand({ Id: id, IfMatch: got.ETag, DistributionConfig: next }));
-      ctx.logger.info(
-        { event: 'acm_replace.swapped', resource: distributionArn, newArn: ctx.newArn },
-        `CloudFront distribution ${id} now uses the new certificate`,
-      );
-      return out;
-    } catch (err) {
-      const name = awsErrorName(err);
-      if ((name === 'PreconditionFailed' || name === 'InvalidIfMatchVersion') && attempt < attempts) {
-        ctx.logger.warn(
-          { event: 'acm_replace.stale_etag', resource: distributionArn, attempt },
-          `CloudFront distribution ${id} changed since it was read (stale ETag): reading it again`,
+  const stale = (err: unknown) => {
+    const name = awsErrorName(err);
+    return name === 'PreconditionFailed' || name === 'InvalidIfMatchVersion';
+  };
+  try {
+    // A stale ETag is re-read at once (no wait): someone else's change is already done.
+    return await retry(
+      async () => {
+        const got = await send(
+          () => cf.send(new GetDistributionConfigCommand({ Id: id })),
+          'cloudfront:GetDistributionConfig',
+          distributionArn,
         );
-        continue;
-      }
-      throw swapError(err, 'cloudfront:UpdateDistribution', distributionArn);
-    }
+        const cfg = got.DistributionConfig;
+        const vc = cfg?.ViewerCertificate;
+        const current = vc?.ACMCertificateArn;
+        const out: SwapOutcome = {
+          resource: distributionArn,
+          kind: 'cloudfront',
+          changes: [],
+          alreadyNew: false,
+        };
+        if (ctx.newArn && current === ctx.newArn) return { ...out, alreadyNew: true };
+        if (!cfg || !vc || current !== ctx.oldArn) {
+          // ACM still lists it (InUseBy lags a few minutes), but it no longer uses the old one: nothing to change.
+          return { ...out, notUsing: `uses ${current ?? 'no ACM certificate'}: left unchanged` };
+        }
+        out.changes.push(
+          'ViewerCertificate.ACMCertificateArn → new certificate (UpdateDistribution with IfMatch)',
+        );
+        if (!ctx.apply || !ctx.newArn) return out;
+        const next = {
+          ...cfg,
+          ViewerCertificate: {
+            ...vc,
+            ACMCertificateArn: ctx.newArn,
+            ...(vc.Certificate === ctx.oldArn && { Certificate: ctx.newArn }),
+          },
+        };
+        await cf.send(new UpdateDistributionCommand({ Id: id, IfMatch: got.ETag, DistributionConfig: next }));
+        ctx.logger.info(
+          { event: 'acm_replace.swapped', resource: distributionArn, newArn: ctx.newArn },
+          `CloudFront distribution ${id} now uses the new certificate`,
+        );
+        return out;
+      },
+      {
+        delaysMs: Array.from({ length: attempts - 1 }, () => 0),
+        retryable: stale,
+        onRetry: (_err, attempt) =>
+          ctx.logger.warn(
+            { event: 'acm_replace.stale_etag', resource: distributionArn, attempt },
+            `CloudFront distribution ${id} changed since it was read (stale ETag): reading it again`,
+          ),
+      },
+    );
+  } catch (err) {
+    // Read errors are CertkeeperErrors already (send()); swapError passes them through.
+    throw swapError(err, 'cloudfront:UpdateDistribution', distributionArn);
   }
 }
 

@@ -12,7 +12,6 @@
  * the first stopped. Never prints, exits or reads the environment: the CLI and the daemon wire it.
  */
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type ACMClient,
   type CertificateDetail,
@@ -31,6 +30,7 @@ import { submitChangeBatch, waitInsync, withZoneLock } from '../../challenges/ro
 import { findHostedZone, type HostedZone, normalizeName } from '../../challenges/route53/zones.js';
 import { asCertkeeperError, CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { sleep } from '../../platform/sleep.js';
 import { type HostPort, probeServedCertificate, sameSerial } from '../../verify/tls-probe.js';
 import { awsErrorName, hintForAwsError } from './client.js';
 import { CLOUDFRONT_KEY_ALGORITHMS, describeAlgorithm, normalizeAlgorithm, regionOfArn } from './keys.js';
@@ -637,7 +637,7 @@ async function findTaggedReplacement(acm: ACMClient, plan: ReplacePlan): Promise
 }
 
 async function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  await sleep(ms, undefined, { signal }).catch(() => undefined);
+  await sleep(ms, signal).catch(() => undefined);
   if (signal?.aborted) {
     throw new CertkeeperError('aws', 'acm replace was stopped', {
       code: 'CK_ERR_ACM_REPLACE_STOPPED',

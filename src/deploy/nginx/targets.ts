@@ -10,6 +10,7 @@ import { PassThrough } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { CertkeeperError } from '../../errors.js';
 import { runProcess } from '../../platform/process.js';
+import { sleep, withTimeout } from '../../platform/sleep.js';
 
 export interface TestOutcome {
   ok: boolean;
@@ -222,7 +223,7 @@ export async function dockerExec(
   // The stream can end a moment before the exec is marked finished; ask again a bounded number of times.
   let info = inspected;
   for (let i = 0; i < 20 && info.Running; i++) {
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     info = await dockerCall(opts, what, () => exec.inspect());
   }
   return { exitCode: info.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8').trim() };
@@ -356,15 +357,4 @@ export function firstErrorLine(output: string): string {
     .map((l) => l.trim())
     .filter(Boolean);
   return lines.find((l) => /\[(emerg|alert|crit|error)\]/.test(l)) ?? lines[0] ?? '(no output)';
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(Object.assign(new Error(`${what}: no answer within ${ms} ms`), { code: 'ETIMEDOUT' })),
-      ms,
-    );
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
