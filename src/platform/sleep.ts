@@ -1,7 +1,7 @@
 /**
  * The one sleep and the one timeout. `sleep` rejects with the signal's reason when aborted (callers that want to
  * stop quietly catch it); `withTimeout` rejects when a promise does not settle in time; `within` waits at most
- * so long for a promise (shutdown grace periods); `timeoutSignal` is the signal form for APIs that take one.
+ * so long for a promise (shutdown grace periods).
  */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -17,12 +17,6 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** An AbortSignal that fires after `ms` or when `parent` does, whichever comes first. */
-export function timeoutSignal(ms: number, parent?: AbortSignal): AbortSignal {
-  const t = AbortSignal.timeout(ms);
-  return parent ? AbortSignal.any([parent, t]) : t;
 }
 
 /** `p`, or a rejection with code ETIMEDOUT ("<what>: no answer within <ms> ms") if it has not settled by then. */
