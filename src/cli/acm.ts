@@ -113,19 +113,7 @@ Examples:
           onError: (name, e) =>
             err(`certkeeper: warning: ${asCertkeeperError(e).describe()} (skipped ${name})\n`),
         });
-        const regions = [
-          ...new Set((o.region ?? config.acmAudit?.regions ?? ['us-east-1']).flatMap((r) => r.split(','))),
-        ]
-          .map((r) => r.trim())
-          .filter(Boolean);
-        for (const r of regions) {
-          if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(r)) {
-            throw new CertkeeperError('config', `"${r}" is not an AWS region`, {
-              field: '--region',
-              hint: 'use a region such as us-east-1',
-            });
-          }
-        }
+        const regions = regionsOf(o.region, config);
         const expiringDays = o.expiringDays ?? config.acmAudit?.expiringDays ?? 30;
         const findings = await runAcmAudit({
           regions,
