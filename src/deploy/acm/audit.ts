@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-acm';
 import { CertkeeperError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../log.js';
-import { awsErrorName, buildAcmClient, clientCache, hintForAwsError } from './client.js';
+import { awsErrorName, awsErrorText, buildAcmClient, clientCache, hintForAwsError } from './client.js';
 import {
   ACM_KEY_ALGORITHMS,
   CLOUDFRONT_KEY_ALGORITHMS,
@@ -290,10 +290,7 @@ async function call<T>(region: string, action: string, fn: () => Promise<T>): Pr
     return await fn();
   } catch (err) {
     if (err instanceof CertkeeperError) throw err;
-    const name = awsErrorName(err);
-    const msg =
-      err instanceof Error && err.message && err.message !== name ? `${name}: ${err.message}` : name;
-    throw new CertkeeperError('aws', `${action} in ${region} failed: ${msg}`, {
+    throw new CertkeeperError('aws', `${action} in ${region} failed: ${awsErrorText(err)}`, {
       code: 'CK_ERR_ACM_AUDIT',
       hint: hintForAwsError(err, action, region),
       cause: err,

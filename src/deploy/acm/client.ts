@@ -26,7 +26,7 @@ export function clientCache(
 }
 
 // The one AWS error vocabulary, shared with Route53.
-export { awsErrorName, isPermanentAwsError } from '../../platform/aws/errors.js';
+export { awsErrorName, awsErrorText, isPermanentAwsError } from '../../platform/aws/errors.js';
 
 /** A sentence on what to do about an AWS error, by its name. */
 export function hintForAwsError(err: unknown, action: string, region: string): string {

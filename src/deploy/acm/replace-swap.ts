@@ -27,7 +27,7 @@ import {
 import { CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { retry } from '../../platform/retry.js';
-import { awsErrorName } from './client.js';
+import { awsErrorName, awsErrorText } from './client.js';
 
 export type ResourceKind = 'cloudfront' | 'elbv2' | 'other';
 
@@ -68,7 +68,7 @@ export interface SwapContext {
 export function swapError(err: unknown, action: string, resource: string): CertkeeperError {
   if (err instanceof CertkeeperError) return err;
   const name = awsErrorName(err);
-  const msg = err instanceof Error && err.message && err.message !== name ? `${name}: ${err.message}` : name;
+  const msg = awsErrorText(err);
   const denied = /AccessDenied|UnauthorizedOperation|AuthFailure/.test(name);
   const creds =
     /CredentialsProviderError|InvalidClientTokenId|UnrecognizedClient|SignatureDoesNotMatch|ExpiredToken/.test(

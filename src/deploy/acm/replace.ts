@@ -32,7 +32,7 @@ import { asCertkeeperError, CertkeeperError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { sleep } from '../../platform/sleep.js';
 import { type HostPort, probeServedCertificate, sameSerial } from '../../verify/tls-probe.js';
-import { awsErrorName, hintForAwsError } from './client.js';
+import { awsErrorName, awsErrorText, hintForAwsError } from './client.js';
 import { CLOUDFRONT_KEY_ALGORITHMS, describeAlgorithm, normalizeAlgorithm, regionOfArn } from './keys.js';
 import {
   type ReplaceState,
@@ -189,8 +189,7 @@ async function acmCall<T>(region: string, action: string, arn: string, fn: () =>
   } catch (err) {
     if (err instanceof CertkeeperError) throw err;
     const name = awsErrorName(err);
-    const msg =
-      err instanceof Error && err.message && err.message !== name ? `${name}: ${err.message}` : name;
+    const msg = awsErrorText(err);
     throw new CertkeeperError('aws', `${action} on ${arn} failed: ${msg.slice(0, 500)}`, {
       code: name === 'ResourceNotFoundException' ? 'CK_ERR_ACM_NOT_FOUND' : 'CK_ERR_ACM_REPLACE',
       permanent: ['ResourceNotFoundException', 'AccessDeniedException', 'InvalidArnException'].includes(name),

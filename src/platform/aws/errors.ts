@@ -60,6 +60,12 @@ export function awsErrorName(err: unknown): string {
   return e?.name ?? e?.code ?? 'Error';
 }
 
+/** "Name: message" (or the name alone when the message adds nothing), for one-line error messages. */
+export function awsErrorText(err: unknown): string {
+  const name = awsErrorName(err);
+  return err instanceof Error && err.message && err.message !== name ? `${name}: ${err.message}` : name;
+}
+
 /** Throttling, 5xx and network errors: worth another attempt. */
 export function isRetryableAwsError(err: unknown): boolean {
   const e = err as AwsLikeError | undefined;
