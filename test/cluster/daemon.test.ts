@@ -16,11 +16,12 @@ import { type ClusterHandle, openCluster } from '../../src/cluster/open.js';
 import { clusterSchema } from '../../src/cluster/schema.js';
 import { wireCluster } from '../../src/cluster/wiring.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createTestCA, issueLeaf, type TestCA } from '../../src/crypto/selfsigned.js';
+import { createTestCA, type TestCA } from '../../src/crypto/selfsigned.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/log.js';
 import { pollUntil } from '../harness/ports.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
+import { storeLeaf } from './store-leaf.js';
 
 const DAY = 86_400_000;
 const KEY = randomBytes(32).toString('base64');
@@ -45,20 +46,7 @@ async function sql<R extends pg.QueryResultRow>(text: string, params: unknown[] 
 }
 
 /** Another node stores a certificate (as its pipeline would, under the lock). */
-async function storeOnOther(name: string, days: number) {
-  const leaf = await issueLeaf(ca, { altNames: [`${name}.example.com`], days });
-  const lock = (await other.locker.tryLock(name))!;
-  try {
-    return await other.store.save(name, {
-      domains: [`${name}.example.com`],
-      keyType: 'ecdsa-p256',
-      fullchainPem: leaf.certPem + ca.certPem,
-      keyPem: leaf.keyPem,
-    });
-  } finally {
-    await lock.release();
-  }
-}
+const storeOnOther = (name: string, days: number) => storeLeaf(other, ca, name, days);
 
 beforeAll(async () => {
   pgh = await startPostgres();

@@ -9,9 +9,10 @@ import { ClusterChallenges } from '../../src/cluster/challenges.js';
 import { type ClusterHandle, openCluster } from '../../src/cluster/open.js';
 import { clusterSchema } from '../../src/cluster/schema.js';
 import { ClusterSync } from '../../src/cluster/sync.js';
-import { createTestCA, issueLeaf, type TestCA } from '../../src/crypto/selfsigned.js';
+import { createTestCA, type TestCA } from '../../src/crypto/selfsigned.js';
 import { pollUntil } from '../harness/ports.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
+import { storeLeaf } from './store-leaf.js';
 
 const KEY = randomBytes(32).toString('base64');
 let pgh: PostgresHandle;
@@ -43,20 +44,7 @@ async function node(name: string) {
   return { h, sync, changes, webroot };
 }
 
-async function store(h: ClusterHandle, name: string) {
-  const leaf = await issueLeaf(ca, { altNames: [`${name}.example.com`], days: 90 });
-  const lock = await h.locker.lock(name, { waitMs: 5000 });
-  try {
-    return await h.store.save(name, {
-      domains: [`${name}.example.com`],
-      keyType: 'ecdsa-p256',
-      fullchainPem: leaf.certPem + ca.certPem,
-      keyPem: leaf.keyPem,
-    });
-  } finally {
-    await lock.release();
-  }
-}
+const store = (h: ClusterHandle, name: string) => storeLeaf(h, ca, name);
 
 beforeAll(async () => {
   pgh = await startPostgres();
