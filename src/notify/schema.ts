@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 
 const events = z
   .array(z.enum(['failure', 'expiring', 'success', 'audit', 'endpoint']))

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { watchLabel } from './label.js';
 
 export { watchLabel } from './label.js';

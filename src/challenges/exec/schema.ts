@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { nameserverSchema } from '../route53/schema.js';
 
 /** `challenge: { type: dns-01, provider: exec, command: [...] }` — runs the user's program, no shell. */

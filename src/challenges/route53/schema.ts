@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** True for "host", "host:port", "[v6]:port" or a bare IPv6 address. */
 export function isNameserverSpec(spec: string): boolean {

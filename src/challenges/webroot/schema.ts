@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** `challenge: { type: http-01, webroot: /var/www/certbot }` */
 export const webrootChallengeSchema = z.strictObject({

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { CLOUDFRONT_KEY_TYPES, CLOUDFRONT_KEYS_TEXT } from './keys.js';
 
 /** Tag every certificate certkeeper creates in ACM with this key (value: the certificate's name). */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * `deploy: [{ type: nginx, docker: {container|label} | signal: {pidFile} | command: [...] }]`
