@@ -1,4 +1,4 @@
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 
 export type { Logger };
 
@@ -27,8 +27,32 @@ export const REDACT_PATHS = [
   '*.sessionToken',
 ];
 
-/** A logger that drops everything: the default for library use and unit tests. */
-export const silentLogger: Logger = pino({ level: 'silent' });
+/**
+ * A logger that drops everything: the default for library use and unit tests. A plain object with pino's methods
+ * (fastify's logger check included), not pino({ level: 'silent' }): pino stays unloaded in commands that never log,
+ * such as `status` and `check-config` (94 KB of bundled code and its start-up work).
+ */
+export const silentLogger: Logger = (() => {
+  const noop = () => {};
+  const logger = {
+    level: 'silent',
+    levels: { values: {}, labels: {} },
+    fatal: noop,
+    error: noop,
+    warn: noop,
+    info: noop,
+    debug: noop,
+    trace: noop,
+    silent: noop,
+    child: () => logger,
+    bindings: () => ({}),
+    setBindings: noop,
+    isLevelEnabled: () => false,
+    flush: (cb?: (err?: Error) => void) => cb?.(),
+    on: () => logger,
+  };
+  return logger as unknown as Logger;
+})();
 
 /**
  * Masks secrets in free text we did not write (a hook's stderr, a server's error body) before it is logged:

@@ -9,7 +9,6 @@ import type { Logger } from '../log.js';
 import type { CertResult } from '../renew.js';
 import { VERSION } from '../version.js';
 import { acmCommand } from './acm.js';
-import { makeLogger } from './logger.js';
 import { runCommand } from './run.js';
 import { collectStatus, formatStatusTable } from './status.js';
 
@@ -35,7 +34,7 @@ async function load(cmd: Command): Promise<{ config: Config; file: string }> {
 }
 
 async function logger(cmd: Command): Promise<Logger> {
-  return makeLogger({ fd: 2, level: globals(cmd).debug ? 'debug' : undefined });
+  return (await import('./logger.js')).makeLogger({ fd: 2, level: globals(cmd).debug ? 'debug' : undefined });
 }
 
 function describeResult(r: CertResult): string {

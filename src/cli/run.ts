@@ -3,7 +3,6 @@ import { loadConfigIsolated } from '../config/load-isolated.js';
 import { configPath } from '../config/path.js';
 import { assertListenAllowed, parseListen, resolveToken } from '../daemon/auth.js';
 import { CertkeeperError } from '../errors.js';
-import { makeLogger } from './logger.js';
 
 /**
  * `certkeeper run`: the long-running service (the container's default command). Logs JSON lines on stdout.
@@ -39,7 +38,10 @@ export function runCommand(): Command {
       }
       const file = configPath(globals.config);
       const config = await loadConfigIsolated(file);
-      const logger = await makeLogger({ fd: 1, level: globals.debug ? 'debug' : undefined });
+      const logger = await (await import('./logger.js')).makeLogger({
+        fd: 1,
+        level: globals.debug ? 'debug' : undefined,
+      });
       const token = await resolveToken(config.server, process.env);
       // Check the listen address first, so a refused address fails before any order is placed.
       assertListenAllowed(parseListen(o.listen ?? config.server.listen), token);

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CORE_SCHEMA, load as loadYamlFast } from 'js-yaml';
-import { isAlias, isNode, LineCounter, parseDocument, visit } from 'yaml';
+import type { Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Env } from './path.js';
@@ -134,6 +135,17 @@ function resolvePaths(config: Config, baseDir: string): void {
  */
 export const MAX_ALIAS_EXPANSIONS = 10_000;
 
+/**
+ * The `yaml` package (line and column errors, alias limits) is read only when js-yaml's fast path declines a file:
+ * required at that moment from node_modules, it stays out of every start that reads a valid configuration
+ * (157 KB of bundled code less to parse for `status`, `check-config` and the daemon).
+ */
+let yamlLib: typeof import('yaml') | undefined;
+const slowYaml = (): typeof import('yaml') => {
+  yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yamlLib;
+};
+
 /** JSON.parse for a file that is a JSON object (YAML's JSON subset), else undefined: the YAML parser decides. */
 function parseJsonObject(text: string): unknown {
   if (!/^\s*\{/.test(text)) return undefined;
@@ -185,6 +197,7 @@ export function parseConfigText(
   const fast = parseYamlFast(text);
   if (fast !== undefined) return parseConfig(fast, opts);
   const source = opts.source ?? 'config';
+  const { LineCounter, parseDocument } = slowYaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
   const at = (offset: number) => {
@@ -240,7 +253,8 @@ export function parseConfigText(
 }
 
 /** Aliases (`*name`) with no anchor (`&name`) before them, in document order, with their offset in the text. */
-function unresolvedAliases(doc: ReturnType<typeof parseDocument>): { source: string; offset: number }[] {
+function unresolvedAliases(doc: Document): { source: string; offset: number }[] {
+  const { isAlias, isNode, visit } = slowYaml();
   const anchors = new Set<string>();
   const out: { source: string; offset: number }[] = [];
   visit(doc, (_key, node) => {
