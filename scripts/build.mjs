@@ -78,7 +78,8 @@ const lazyImports = {
 
 await rm(outdir, { recursive: true, force: true });
 await mkdir(join(outdir, 'cli'), { recursive: true });
-await esbuild.build({
+const result = await esbuild.build({
+  metafile: !!process.env.CK_METAFILE,
   absWorkingDir: root,
   entryPoints: { certkeeper: 'src/cli/main.ts', 'load-worker': 'src/config/load-worker.ts' },
   outdir: join(outdir, 'cli'),
@@ -98,6 +99,7 @@ await esbuild.build({
   minifyWhitespace: true,
   minifySyntax: true,
 });
+if (process.env.CK_METAFILE) await writeFile(process.env.CK_METAFILE, JSON.stringify(result.metafile));
 await writeFile(
   join(outdir, 'cli', 'main.js'),
   `#!/usr/bin/env node

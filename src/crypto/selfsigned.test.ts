@@ -81,3 +81,45 @@ describe('createTestCA + issueLeaf', () => {
     expect(new X509Certificate(leaf.certPem).verify(new X509Certificate(ca.certPem).publicKey)).toBe(true);
   });
 });
+
+describe('createSelfSigned (node:crypto DER)', () => {
+  it.each(['ecdsa-p256', 'ecdsa-p384', 'rsa-2048'] as const)(
+    '%s: OpenSSL reads every field the placeholder promises',
+    async (keyType) => {
+      const { certPem, keyPem } = await createSelfSigned({
+        commonName: 'a.example.test',
+        altNames: ['a.example.test', '2001:db8::1', '::ffff:192.0.2.7', '192.0.2.9'],
+        days: 7,
+        keyType,
+      });
+      const x = new X509Certificate(certPem);
+      expect(x.subject).toBe('CN=a.example.test\nO=certkeeper placeholder');
+      expect(x.issuer).toBe(x.subject);
+      expect(x.verify(x.publicKey)).toBe(true);
+      expect(x.ca).toBe(false);
+      expect(x.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
+      expect(x.subjectAltName).toBe(
+        'DNS:a.example.test, IP Address:2001:DB8:0:0:0:0:0:1, IP Address:0:0:0:0:0:FFFF:C000:207, IP Address:192.0.2.9',
+      );
+      expect(x.serialNumber).toMatch(/^[0-7][0-9A-F]{31}$/);
+      expect(Date.parse(x.validFrom)).toBeLessThanOrEqual(Date.now());
+      expect(keyMatchesCert(keyPem, certPem)).toBe(true);
+      expect(createPrivateKey(keyPem).asymmetricKeyType).toBe(keyType.startsWith('rsa') ? 'rsa' : 'ec');
+      // the DER parses as the @peculiar library reads it too (a second, independent decoder)
+      const peculiar = await import('@peculiar/x509');
+      const p = new peculiar.X509Certificate(certPem);
+      expect(p.getExtension(peculiar.BasicConstraintsExtension)?.critical).toBe(true);
+      expect(p.getExtension(peculiar.KeyUsagesExtension)?.usages).toBe(
+        peculiar.KeyUsageFlags.digitalSignature | peculiar.KeyUsageFlags.keyEncipherment,
+      );
+      expect(p.getExtension(peculiar.SubjectKeyIdentifierExtension)?.keyId).toBe(
+        (await peculiar.SubjectKeyIdentifierExtension.create(await p.publicKey.export())).keyId,
+      );
+    },
+  );
+
+  it('writes GeneralizedTime for a notAfter from 2050 on', async () => {
+    const { certPem } = await createSelfSigned({ commonName: 'far.test', altNames: [], days: 9000 });
+    expect(new Date(new X509Certificate(certPem).validTo).getUTCFullYear()).toBeGreaterThanOrEqual(2050);
+  });
+});

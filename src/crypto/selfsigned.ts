@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 // @peculiar/x509 v2 resolves its algorithm providers through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { createPlaceholderCert } from './placeholder-cert.js';
 
 export type KeyType = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
 
@@ -138,27 +139,10 @@ export interface CertAndKey {
 
 /**
  * A self-signed server certificate: the subject says "certkeeper placeholder" so nobody mistakes it for a real one.
+ * Made with node:crypto alone (./placeholder-cert.ts), as the bootstrap makes it.
  */
 export async function createSelfSigned(opts: SelfSignedOptions): Promise<CertAndKey> {
-  const keyType = opts.keyType ?? 'ecdsa-p256';
-  const keys = await generate(keyType);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: randomSerial(),
-      name: `CN=${dnValue(opts.commonName)}, O=certkeeper placeholder`,
-      keys,
-      signingAlgorithm: algorithmFor(keyType).sign,
-      ...validity(opts.days),
-      extensions: [
-        ...(await serverExtensions(
-          opts.altNames.length > 0 ? opts.altNames : [opts.commonName],
-          keys.publicKey,
-        )),
-      ],
-    },
-    crypto,
-  );
-  return { certPem: `${cert.toString('pem')}\n`, keyPem: await exportPkcs8Pem(keys.privateKey) };
+  return createPlaceholderCert(opts);
 }
 
 export interface TestCA extends CertAndKey {

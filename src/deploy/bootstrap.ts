@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { CertificateConfig } from '../config/schema.js';
-import { createSelfSigned } from '../crypto/selfsigned.js';
+import { createPlaceholderCert } from '../crypto/placeholder-cert.js';
 import type { Logger } from '../log.js';
 import { exists, writeFileAtomic } from '../store/fsutil.js';
 import type { Store } from '../store/types.js';
@@ -25,7 +25,7 @@ export async function ensureBootstrap(
 ): Promise<boolean> {
   if (store.root) await ensureNginxSharedFiles(store.root, logger);
   if (await store.current(cert.name)) return false;
-  const { certPem, keyPem } = await createSelfSigned({
+  const { certPem, keyPem } = await createPlaceholderCert({
     commonName: cert.domains[0]!,
     altNames: cert.domains,
     days: PLACEHOLDER_DAYS,
