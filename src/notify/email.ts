@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createTransport } from 'nodemailer';
 import type { EmailNotifyConfig } from './schema.js';
 import type { Alert, Notifier } from './types.js';
 
@@ -76,6 +75,8 @@ export function create(config: EmailNotifyConfig, timeoutMs?: number): Notifier 
             })
           : undefined,
       ]);
+      // nodemailer (about 40 modules) loads at the first e-mail, not in every daemon that has an e-mail target.
+      const { createTransport } = await import('nodemailer');
       const transport = createTransport({
         host: smtp.host,
         port,
