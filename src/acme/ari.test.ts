@@ -6,10 +6,16 @@ import { fetchRenewalInfo, nextAriState, renewalInfoUrl } from './ari.js';
 let server: Server;
 let base: string;
 let answer: { status: number; body: string; retryAfter?: string } = { status: 200, body: '{}' };
+const directoryRequests: Record<string, number> = {};
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    if (req.url === '/dir') {
+    directoryRequests[req.url!] = (directoryRequests[req.url!] ?? 0) + 1;
+    if (req.url === '/dir-down') {
+      res.writeHead(503).end();
+      return;
+    }
+    if (req.url === '/dir' || req.url === '/dir-shared') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ newOrder: `${base}/new-order`, renewalInfo: `${base}/ri` }));
       return;
@@ -61,6 +67,26 @@ describe('ARI', () => {
     await expect(fetchRenewalInfo(`${base}/ri`, 'aaa.bbb', { now })).rejects.toThrow(
       /no valid suggestedWindow/,
     );
+  });
+
+  it('asks an unreachable directory once for a whole job, not once per certificate', async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () => renewalInfoUrl(`${base}/dir-down`)),
+    );
+    for (let i = 0; i < 20; i++)
+      results.push(...(await Promise.allSettled([renewalInfoUrl(`${base}/dir-down`)])));
+    expect(results).toHaveLength(70);
+    for (const r of results) {
+      expect(r).toMatchObject({ status: 'rejected', reason: { code: 'CK_ERR_ARI' } });
+      expect((r as PromiseRejectedResult).reason.message).toMatch(/answered HTTP 503/);
+    }
+    expect(directoryRequests['/dir-down']).toBe(1);
+    // an answer is not kept here (the issuer keeps it): concurrent reads share one request, a later one asks again
+    const urls = await Promise.all(Array.from({ length: 10 }, () => renewalInfoUrl(`${base}/dir-shared`)));
+    expect(new Set(urls)).toEqual(new Set([`${base}/ri`]));
+    expect(directoryRequests['/dir-shared']).toBe(1);
+    await renewalInfoUrl(`${base}/dir-shared`);
+    expect(directoryRequests['/dir-shared']).toBe(2);
   });
 
   it('picks a random moment inside the window once and keeps it until the window changes', () => {

@@ -70,11 +70,38 @@ export function httpGet(url: string, opts: AriHttpOptions = {}): Promise<Respons
   });
 }
 
+/**
+ * Directory reads in flight, and failed ones for a minute, per directory URL and CA bundle. A job that checks 1,000
+ * certificates while the CA is unreachable asks it once, not once per certificate (each certificate still gets the
+ * error, and falls back to the expiry rule); concurrent checks share one request. Answers are not kept here: the
+ * issuer keeps the URL it was given (pipeline/acme-issuer.ts).
+ */
+const directoryReads = new Map<string, { read: Promise<string | undefined>; failedAt?: number }>();
+const DIRECTORY_FAILURE_MEMO_MS = 60_000;
+
 /** The directory's renewalInfo URL, or undefined when the CA offers no ARI. */
-export async function renewalInfoUrl(
-  directoryUrl: string,
-  opts: AriHttpOptions = {},
-): Promise<string | undefined> {
+export function renewalInfoUrl(directoryUrl: string, opts: AriHttpOptions = {}): Promise<string | undefined> {
+  const key = `${directoryUrl}\n${opts.caBundlePem ?? ''}`;
+  const known = directoryReads.get(key);
+  if (known && (known.failedAt === undefined || Date.now() - known.failedAt < DIRECTORY_FAILURE_MEMO_MS)) {
+    return known.read;
+  }
+  const entry: { read: Promise<string | undefined>; failedAt?: number } = {
+    read: readRenewalInfoUrl(directoryUrl, opts),
+  };
+  directoryReads.set(key, entry);
+  entry.read.then(
+    () => {
+      if (directoryReads.get(key) === entry) directoryReads.delete(key);
+    },
+    () => {
+      entry.failedAt = Date.now();
+    },
+  );
+  return entry.read;
+}
+
+async function readRenewalInfoUrl(directoryUrl: string, opts: AriHttpOptions): Promise<string | undefined> {
   let res: Response;
   try {
     res = await httpGet(directoryUrl, opts);
