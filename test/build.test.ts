@@ -16,6 +16,8 @@ const NODES = [process.execPath, ...(process.env.CERTKEEPER_NODE22 ? [process.en
 let work: string;
 let main: string;
 let config: string;
+/** 1,000 configured certificates, nothing stored: enough start-up work for V8 to grow a young generation it may. */
+let bigConfig: string;
 
 beforeAll(async () => {
   // inside the repository, so the packages left in node_modules (AWS SDK, dockerode, ...) resolve as installed
@@ -32,6 +34,20 @@ storage: { path: ${JSON.stringify(join(work, 'store'))} }
 server: { listen: "127.0.0.1:0" }
 certificates: []
 `,
+  );
+  bigConfig = join(work, 'big.yml');
+  await fs.writeFile(
+    bigConfig,
+    JSON.stringify({
+      acme: { directoryUrl: 'http://127.0.0.1:9/directory' },
+      storage: { path: join(work, 'big-store') },
+      server: { listen: '127.0.0.1:0' },
+      certificates: Array.from({ length: 1000 }, (_, i) => ({
+        name: `site-${i}`,
+        domains: [`site-${i}.certkeeper.test`],
+        challenge: { type: 'http-01', webroot: join(work, 'www') },
+      })),
+    }),
   );
 }, 90_000);
 
@@ -67,6 +83,36 @@ async function daemonArgv(node: string, env: NodeJS.ProcessEnv = {}): Promise<st
   }
 }
 
+/** Starts `run` on `file`, waits for the API, returns what /metrics says V8's young generation holds (bytes). */
+async function youngGeneration(node: string, file: string, env: NodeJS.ProcessEnv = {}): Promise<number> {
+  const p = spawn(node, [main, '-c', file, 'run', '--no-check-at-start'], {
+    env: { PATH: process.env.PATH, LOG_FORMAT: 'json', NODE_COMPILE_CACHE: join(work, 'cc'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((r) => p.once('exit', r));
+  const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+  try {
+    let out = '';
+    const port = await new Promise<number>((res, rej) => {
+      p.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /"event":"api.listening"[^\n]*"port":(\d+)/.exec(out);
+        if (m) res(Number(m[1]));
+      });
+      p.stderr.on('data', (c: Buffer) => {
+        out += c.toString();
+      });
+      void exited.then((code) => rej(new Error(`run exited ${code}: ${out}`)));
+    });
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(metrics)?.[1]);
+  } finally {
+    p.kill('SIGTERM');
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
 describe('the bin npm run build makes', () => {
   it.each(NODES)('prints its version and checks a configuration (%s)', async (node) => {
     const v = await run(node, [main, '--version'], { env: { PATH: process.env.PATH } });
@@ -86,6 +132,19 @@ describe('the bin npm run build makes', () => {
       else expect(argv.slice(1, 2)).toEqual([main]);
       // opting out leaves the process as started
       expect((await daemonArgv(node, { CERTKEEPER_V8_TUNING: '0' })).slice(1, 2)).toEqual([main]);
+    },
+    60_000,
+  );
+
+  it.each(NODES)(
+    "`run` keeps V8's young generation at 1 MiB, restarted or not, after the configuration worker too (%s)",
+    async (node) => {
+      // 2 semi-spaces of 1 MiB; the flags set while running (no process.execve) survive the worker's isolate
+      expect(await youngGeneration(node, bigConfig)).toBeLessThanOrEqual(2 * 1024 * 1024);
+      // the same start-up with V8's defaults grows it (else this test would show nothing)
+      expect(await youngGeneration(node, bigConfig, { CERTKEEPER_V8_TUNING: '0' })).toBeGreaterThan(
+        2 * 1024 * 1024,
+      );
     },
     60_000,
   );

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
 import type { Env } from './path.js';
@@ -18,6 +19,7 @@ export function loadConfigIsolated(file: string, env: Env = process.env): Promis
         { eval: true, workerData },
       )
     : new Worker(new URL('./load-worker.js', import.meta.url), { workerData });
+  worker.once('online', restoreRunningV8Flags);
   return new Promise((resolve, reject) => {
     worker.once(
       'message',
@@ -32,4 +34,15 @@ export function loadConfigIsolated(file: string, env: Env = process.env): Promis
       reject(new Error(`the configuration loader stopped (exit ${code}) before answering`)),
     );
   });
+}
+
+/**
+ * The V8 flags the bin (dist/cli/main.js) set while running, for `run` on a Node that cannot restart itself with them
+ * (no process.execve). Creating a worker's isolate puts --semi-space-growth-factor back to V8's minimum of 2 for the
+ * whole process, so they are set again once the worker runs: else the daemon's young generation grows to 16 MiB at
+ * the first busy moment after the configuration was loaded, and keeps it.
+ */
+function restoreRunningV8Flags(): void {
+  const flags = (globalThis as { [k: symbol]: unknown })[Symbol.for('certkeeper.runningV8Flags')];
+  if (Array.isArray(flags)) for (const f of flags) setFlagsFromString(String(f));
 }
