@@ -1,6 +1,7 @@
+import cron from 'node-cron';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../log.js';
-import { Scheduler, type Timers } from './scheduler.js';
+import { nextUtcMatch, Scheduler, type Timers, utcCronFields } from './scheduler.js';
 
 /** A fake clock and timer queue: advance() moves the clock and fires what is due, in order. */
 function fakeClock(start: number) {
@@ -90,5 +91,86 @@ describe('Scheduler', () => {
     s.wakeAt(new Date(soon - 10));
     expect(clock.pending()).toEqual([1000]);
     s.stop();
+  });
+
+  it('ticks on a UTC cron schedule by its own timer, at the second, without node-cron (and so without Intl)', () => {
+    const clock = fakeClock(T0);
+    const ticks: { source: string; at: number }[] = [];
+    const Real = Intl.DateTimeFormat;
+    let formatters = 0;
+    Intl.DateTimeFormat = new Proxy(Real, {
+      construct: (target, args) => {
+        formatters++;
+        return new target(...(args as []));
+      },
+      apply: (target, self, args) => {
+        formatters++;
+        return Reflect.apply(target, self, args);
+      },
+    });
+    let s: Scheduler;
+    try {
+      s = scheduler(clock, ticks, '17 3,15 * * *');
+      s.start();
+      clock.advanceTo(T0 + 60_000);
+    } finally {
+      Intl.DateTimeFormat = Real;
+    }
+    expect(formatters).toBe(0);
+    // one timer (the first tick is 3 h 17 min ahead)
+    expect(clock.pending()).toEqual([3 * 3600_000 + 16 * 60_000]);
+    clock.advanceTo(T0 + 2 * 86_400_000);
+    const h = 3600_000;
+    const m = 60_000;
+    expect(ticks.map((t) => (t.at - T0) / m)).toEqual(
+      [3 * h + 17 * m, 15 * h + 17 * m, 27 * h + 17 * m, 39 * h + 17 * m].map((x) => x / m),
+    );
+    expect(ticks.every((t) => t.source === 'schedule')).toBe(true);
+    // a reloaded schedule replaces the timer; stop leaves none
+    s.reschedule({ cron: '0 0 * * *', timezone: 'UTC', jitterSeconds: 0 });
+    expect(clock.pending()).toEqual([6 * 3600_000]); // 24 h ahead, in steps of 6 h
+    s.stop();
+    expect(clock.pending()).toEqual([]);
+  });
+
+  it('finds the same next moments in UTC as node-cron does', () => {
+    const expressions = [
+      '17 3,15 * * *',
+      '*/7 * * * *',
+      '30 2 * * 1-5',
+      '0 12 1,15 * *',
+      '0 0 * 6 0',
+      '15 10 * * 7',
+      '0 0 29 2 *',
+      '*/20 * * * * *',
+      '5 4 31 * *',
+    ];
+    for (const expression of expressions) {
+      const fields = utcCronFields(expression, 'UTC');
+      expect(fields, expression).toBeDefined();
+      const task = cron.createTask(expression, () => {}, { timezone: 'UTC' });
+      try {
+        for (let attempt = 0; ; attempt++) {
+          const from = new Date();
+          const theirs = task.getNextRuns(4).map((d) => d.toISOString());
+          const ours: string[] = [];
+          let at = from;
+          for (let i = 0; i < 4; i++) {
+            at = nextUtcMatch(fields!, at)!;
+            ours.push(at.toISOString());
+          }
+          // (a second boundary passed between the two: ask again)
+          if (theirs[0] !== ours[0] && attempt < 3) continue;
+          expect(ours, expression).toEqual(theirs);
+          break;
+        }
+      } finally {
+        void task.destroy();
+      }
+    }
+    // other zones and L/W/# tokens stay with node-cron
+    expect(utcCronFields('0 3 * * *', 'Europe/Berlin')).toBeUndefined();
+    expect(utcCronFields('0 3 L * *', 'UTC')).toBeUndefined();
+    expect(utcCronFields('0 3 * * 1#2', 'UTC')).toBeUndefined();
   });
 });

@@ -26,6 +26,48 @@ export function defaultCron(random: () => number = Math.random): string {
 /** A timer longer than this is re-armed in steps (setTimeout overflows after 24.8 days; clocks drift). */
 const MAX_WAKE_MS = 6 * 3600_000;
 
+type CronFields = ReturnType<typeof cron.parse>;
+const DAY_MS = 86_400_000;
+/** How far ahead nextUtcMatch looks (Feb 29 on a given weekday recurs within 28 years; beyond: node-cron's walker). */
+const UTC_SEARCH_DAYS = 366 * 30;
+
+/**
+ * The fields node-cron parsed from `expression`, when the schedule can be followed in UTC without node-cron's
+ * matcher: time zone UTC and day fields of plain numbers (no L, W or # tokens). node-cron reads every moment through
+ * Intl.DateTimeFormat, whose ICU locale and zone data alone keep about 6 MB of the node binary resident in an otherwise
+ * idle daemon; UTC needs none of it.
+ */
+export function utcCronFields(expression: string, timezone: string): CronFields | undefined {
+  if (timezone !== 'UTC') return undefined;
+  const fields = cron.parse(expression);
+  const plain = (xs: readonly unknown[]) => xs.every((x) => typeof x === 'number');
+  return plain(fields.dayOfMonth) && plain(fields.dayOfWeek) ? fields : undefined;
+}
+
+/**
+ * The first whole second after `after` that the fields match in UTC (node-cron's rule: second, minute, hour, month,
+ * day of month and day of week must all match; 7 is Sunday), or undefined if none within UTC_SEARCH_DAYS.
+ */
+export function nextUtcMatch(f: CronFields, after: Date): Date | undefined {
+  const from = Math.floor(after.getTime() / 1000) * 1000 + 1000;
+  const nums = (xs: readonly (number | string)[]) => [...new Set(xs.map(Number))].sort((a, b) => a - b);
+  const [seconds, minutes, hours] = [nums(f.second), nums(f.minute), nums(f.hour)];
+  const weekdays = new Set(nums(f.dayOfWeek).map((d) => d % 7));
+  const [months, days] = [new Set(nums(f.month)), new Set(nums(f.dayOfMonth))];
+  for (let day = from - (from % DAY_MS), i = 0; i < UTC_SEARCH_DAYS; i++, day += DAY_MS) {
+    const d = new Date(day);
+    if (!months.has(d.getUTCMonth() + 1) || !days.has(d.getUTCDate()) || !weekdays.has(d.getUTCDay()))
+      continue;
+    for (const h of hours)
+      for (const m of minutes)
+        for (const sec of seconds) {
+          const at = day + h * 3600_000 + m * 60_000 + sec * 1000;
+          if (at >= from) return new Date(at);
+        }
+  }
+  return undefined;
+}
+
 export interface SchedulerOptions {
   cron?: string;
   timezone: string;
@@ -46,6 +88,8 @@ export interface SchedulerOptions {
 export class Scheduler {
   expression: string;
   private task?: { stop(): unknown; destroy(): unknown };
+  /** The cron tick's timer when the schedule is followed in UTC here (utcCronFields) rather than by node-cron. */
+  private cronTimer?: unknown;
   private wake?: unknown;
   private jitter = new Set<unknown>();
   private stopped = false;
@@ -63,7 +107,8 @@ export class Scheduler {
       });
     }
     try {
-      Intl.DateTimeFormat('en', { timeZone: opts.timezone });
+      // (UTC needs no check, and would load ICU's data for nothing: see utcCronFields)
+      if (opts.timezone !== 'UTC') Intl.DateTimeFormat('en', { timeZone: opts.timezone });
     } catch {
       throw new CertkeeperError('config', `schedule.timezone: "${opts.timezone}" is not a time zone`, {
         field: 'schedule.timezone',
@@ -87,19 +132,23 @@ export class Scheduler {
       return;
     this.opts = { ...this.opts, ...next };
     this.expression = expression;
-    if (this.task && !this.stopped) {
-      void this.task.stop();
-      void this.task.destroy();
+    if ((this.task || this.cronTimer !== undefined) && !this.stopped) {
+      this.stopCron();
       this.start();
     }
   }
 
   start(): void {
     this.stopped = false;
-    this.task = cron.schedule(this.expression, () => this.fire(), {
-      timezone: this.opts.timezone,
-      noOverlap: true,
-    });
+    const utc = utcCronFields(this.expression, this.opts.timezone);
+    const first = utc && nextUtcMatch(utc, new Date(this.nowMs()));
+    if (utc && first) this.armCron(utc, first);
+    else {
+      this.task = cron.schedule(this.expression, () => this.fire(), {
+        timezone: this.opts.timezone,
+        noOverlap: true,
+      });
+    }
     this.opts.logger.info(
       {
         event: 'schedule.started',
@@ -120,6 +169,36 @@ export class Scheduler {
       if (!this.stopped) this.opts.onTick('schedule');
     }, ms);
     this.jitter.add(h);
+  }
+
+  /** The cron tick at `at` (stepped like the wake timer, re-armed if a timer fires early), then the next one. */
+  private armCron(fields: CronFields, at: Date): void {
+    const target = at.getTime();
+    const arm = () => {
+      const left = target - this.nowMs();
+      if (left <= 0) {
+        this.cronTimer = undefined;
+        this.fire();
+        const next = nextUtcMatch(fields, new Date(Math.max(this.nowMs(), target)));
+        if (next) this.armCron(fields, next);
+        return;
+      }
+      this.cronTimer = this.timers.setTimeout(
+        () => {
+          if (!this.stopped) arm();
+        },
+        Math.min(left, MAX_WAKE_MS),
+      );
+    };
+    arm();
+  }
+
+  private stopCron(): void {
+    void this.task?.stop();
+    void this.task?.destroy();
+    this.task = undefined;
+    if (this.cronTimer !== undefined) this.timers.clearTimeout(this.cronTimer);
+    this.cronTimer = undefined;
   }
 
   private nowMs(): number {
@@ -159,9 +238,7 @@ export class Scheduler {
 
   stop(): void {
     this.stopped = true;
-    void this.task?.stop();
-    void this.task?.destroy();
-    this.task = undefined;
+    this.stopCron();
     this.wakeAt(undefined);
     for (const h of this.jitter) this.timers.clearTimeout(h);
     this.jitter.clear();
