@@ -30,12 +30,19 @@ export interface Job {
   /** Requests folded into this job after it was created (API triggers, ticks). */
   coalesced: number;
   results?: CertResult[];
+  /**
+   * Results per status, kept instead of `results` once newer jobs hold KEEP_RESULTS of them: a daemon of 1,000
+   * certificates checks them all twice a day, and 200 such jobs would keep 200,000 results.
+   */
+  counts?: Record<string, number>;
   error?: Record<string, unknown>;
 }
 
 export type JobRunner = (job: Job, signal: AbortSignal) => Promise<RenewReport>;
 
 const KEEP_FINISHED = 200;
+/** Per-certificate results kept over the finished jobs, newest first (the newest job keeps all of its own). */
+const KEEP_RESULTS = 5000;
 
 /**
  * One queue for cron ticks and API triggers. Jobs run one at a time (each renews its certificates with the
@@ -157,6 +164,7 @@ export class JobQueue {
         job.state = 'failed';
       }
       job.finishedAt = this.now().toISOString();
+      this.prune();
       this.opts.logger.info(
         {
           event: 'job.finished',
@@ -228,6 +236,14 @@ export class JobQueue {
   private prune(): void {
     const finished = [...this.jobs.values()].filter((j) => j.finishedAt);
     for (const j of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) this.jobs.delete(j.id);
+    let kept = 0;
+    for (const j of finished.slice(-KEEP_FINISHED).reverse()) {
+      if (!j.results) continue;
+      if (kept > 0 && kept + j.results.length > KEEP_RESULTS) {
+        j.counts = countStatuses(j.results);
+        j.results = undefined;
+      } else kept += j.results.length;
+    }
   }
 }
 
