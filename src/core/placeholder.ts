@@ -21,3 +21,18 @@ export function isForeignPlaceholder(leafPem: string): boolean {
   const selfSigned = x.issuer === x.subject;
   return selfSigned && names.every((n) => n === 'localhost');
 }
+
+/**
+ * certkeeper's own placeholder, known without its state file: self-signed, and its subject names the organisation
+ * "certkeeper placeholder" (src/crypto/placeholder-cert.ts). A placeholder is written without fsync, so a power cut
+ * may keep its files and lose the state saying what they are.
+ */
+export function isOwnPlaceholder(leafPem: string): boolean {
+  let x: X509Certificate;
+  try {
+    x = new X509Certificate(leafPem);
+  } catch {
+    return false;
+  }
+  return x.issuer === x.subject && /(?:^|\n)O=certkeeper placeholder(?:\n|$)/.test(x.subject);
+}
