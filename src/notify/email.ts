@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createTransport } from 'nodemailer';
 import type { EmailNotifyConfig } from './schema.js';
 import type { Alert, Notifier } from './types.js';
 
@@ -76,6 +75,8 @@ export function create(config: EmailNotifyConfig, timeoutMs?: number): Notifier 
             })
           : undefined,
       ]);
+      // loaded on the first e-mail: every other start (renew, status, a daemon without e-mail) skips nodemailer
+      const { createTransport } = await import('nodemailer');
       const transport = createTransport({
         host: smtp.host,
         port,
