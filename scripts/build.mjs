@@ -26,7 +26,7 @@ const root = resolve(import.meta.dirname, '..');
 
 /**
  * Parts of dependencies certkeeper never calls, left out of the bundle (less to read, parse and keep in memory):
- * acme-client's node-forge helpers (acme.forge; certkeeper uses acme.crypto and node:crypto) and zod's
+ * acme-client's node-forge helpers (acme.forge; certkeeper uses node:crypto), mime-db, and zod's
  * translated error messages other than English (z.locales; certkeeper words its own errors).
  */
 const unused = {
@@ -37,13 +37,27 @@ const unused = {
         ? { path: 'acme-client-forge', namespace: 'unused' }
         : undefined,
     );
+    // acme-client's crypto module (WebCrypto through @peculiar/x509 and asn1js) becomes certkeeper's node:crypto
+    // version of the functions acme-client itself calls (src/acme/acme-client-crypto.ts; equality tested)
+    build.onResolve({ filter: /^\.\/crypto$/ }, (a) =>
+      /acme-client[\\/]src$/.test(a.resolveDir)
+        ? { path: resolve(root, 'src', 'acme', 'acme-client-crypto.ts') }
+        : undefined,
+    );
     build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (a) =>
       /zod[\\/]v4[\\/]classic$/.test(a.resolveDir) ? { path: 'zod-locales', namespace: 'unused' } : undefined,
+    );
+    // mime-db (133 KB of media types) reaches the bundle through axios -> form-data -> mime-types, for file uploads
+    // acme-client never makes: an empty table
+    build.onResolve({ filter: /^mime-db$/ }, (a) =>
+      /mime-types$/.test(a.resolveDir) ? { path: 'mime-db', namespace: 'unused' } : undefined,
     );
     build.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({
       contents:
         a.path === 'zod-locales'
           ? 'export {};'
+          : a.path === 'mime-db'
+            ? 'module.exports = {};'
           : "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
       loader: 'js',
     }));
