@@ -16,7 +16,7 @@
  * Type checking is `npm run typecheck`; esbuild only strips the types.
  */
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { builtinModules } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
@@ -80,6 +80,26 @@ const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]
  * Each becomes a small CommonJS module inside the bundle that require()s the real one; it runs when the
  * (lazily initialised) module importing it does.
  */
+/**
+ * node's modules that cost milliseconds to load (crypto ~3 ms, tls ~4 ms with net, child_process, worker_threads,
+ * http, ...) and that modules on every command's path import for a function only some commands call (the store's
+ * key checks, the lock's host name, the listener checks of `run`). Their wrapper is an object with a getter per
+ * export that loads the real module on first use: `status` and `check-config` never load crypto, tls, net,
+ * child_process or worker_threads. Functions are called as the module's own (none of these read `this` from the
+ * module object); the export names are node's at build time (the same major or older at run time).
+ */
+const HEAVY_BUILTIN =
+  /^(node:)?(crypto|tls|net|http|https|http2|child_process|worker_threads|dns|dns\/promises|zlib|dgram|readline|v8|vm|perf_hooks)$/;
+const nodeRequire = createRequire(import.meta.url);
+function lazyBuiltin(id) {
+  const names = Object.keys(nodeRequire(id)).filter((k) => k !== 'default' && k !== '__esModule');
+  return `let real;
+const load = () => (real ??= require(${JSON.stringify(id)}));
+const lazy = {};
+for (const k of ${JSON.stringify(names)}) Object.defineProperty(lazy, k, { get: () => load()[k], enumerable: true });
+module.exports = lazy;`;
+}
+
 const lazyImports = {
   name: 'certkeeper-lazy-imports',
   setup(build) {
@@ -88,7 +108,9 @@ const lazyImports = {
     build.onResolve({ filter: LAZY_PACKAGES }, lazy);
     build.onResolve({ filter: BUILTIN }, lazy);
     build.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => ({
-      contents: `module.exports = require(${JSON.stringify(a.path)});`,
+      contents: HEAVY_BUILTIN.test(a.path)
+        ? lazyBuiltin(a.path)
+        : `module.exports = require(${JSON.stringify(a.path)});`,
       loader: 'js',
     }));
   },
