@@ -66,22 +66,32 @@ export class CertStore implements Store {
     this.locker = new FileLocker(join(root, 'locks'), { logger: opts.logger });
   }
 
+  /**
+   * The root normalised once; paths below it are put together by concatenation (names are safe file names: config
+   * validation, isSafeFileName): `status` builds six paths for each of 10,000 certificates.
+   */
+  private get base(): string {
+    this.#base ??= join(this.root, '.') === '/' ? '' : join(this.root, '.');
+    return this.#base;
+  }
+  #base: string | undefined;
+
   liveDir(name: string): string {
-    return join(this.root, 'live', name);
+    return `${this.base}/live/${name}`;
   }
   archiveDir(name: string): string {
-    return join(this.root, 'archive', name);
+    return `${this.base}/archive/${name}`;
   }
   statePath(name: string): string {
-    return join(this.root, 'state', `${name}.json`);
+    return `${this.base}/state/${name}.json`;
   }
   livePaths(name: string): IssuedCertificate['paths'] {
     const d = this.liveDir(name);
     return {
-      cert: join(d, 'cert.pem'),
-      chain: join(d, 'chain.pem'),
-      fullchain: join(d, 'fullchain.pem'),
-      privkey: join(d, 'privkey.pem'),
+      cert: `${d}/cert.pem`,
+      chain: `${d}/chain.pem`,
+      fullchain: `${d}/fullchain.pem`,
+      privkey: `${d}/privkey.pem`,
     };
   }
 

@@ -1,5 +1,4 @@
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import type { LiveSummary } from '../core/certificate.js';
 import type { CertState } from '../core/state.js';
 import { certSummary, splitPemChain } from '../crypto/pem.js';
@@ -38,16 +37,12 @@ function stateSummary(
     return undefined;
   let target: string;
   try {
-    target = readlinkSync(join(store.liveDir(name), '.current'));
+    target = readlinkSync(`${store.liveDir(name)}/.current`);
   } catch {
     return undefined;
   }
   if (!target.endsWith(`/.v${state.version}`)) return undefined;
-  if (
-    !statSync(paths.fullchain, { throwIfNoEntry: false }) ||
-    !statSync(paths.privkey, { throwIfNoEntry: false })
-  )
-    return undefined;
+  if (!existsSync(paths.fullchain) || !existsSync(paths.privkey)) return undefined;
   const notBefore = new Date(state.notBefore);
   const notAfter = new Date(state.notAfter);
   if (Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime())) return undefined;
@@ -89,9 +84,9 @@ export function readStatusSync(store: CertStore, name: string): { state?: CertSt
     const leaf = cert ?? (fullchain ? splitPemChain(fullchain)[0] : undefined);
     if (!leaf) return { state };
     // store.current counts a certificate as live only with its fullchain and key beside it
-    if (cert !== undefined && !statSync(paths.fullchain, { throwIfNoEntry: false })) return { state };
+    if (cert !== undefined && !existsSync(paths.fullchain)) return { state };
     const keyPem = state?.keyType ? undefined : readSync(paths.privkey);
-    if (state?.keyType ? !statSync(paths.privkey, { throwIfNoEntry: false }) : !keyPem) return { state };
+    if (state?.keyType ? !existsSync(paths.privkey) : !keyPem) return { state };
     const keyType = state?.keyType ?? keyTypeOf(keyPem!);
     const info = certSummary(leaf);
     return {
