@@ -70,11 +70,25 @@ export async function seed(root: string, n: number): Promise<void> {
     Array.from({ length: n }, (_, i) => i),
     64,
     async (i) => {
+      // the layout certkeeper's store writes: archive/<name>/{file}1.pem (hard links to one certificate and key),
+      // the version folder .v1 linking them, live/<name>/.current -> .v1 and live/<name>/{file}.pem -> .current
       const live = join(root, 'live', name(i));
+      const archive = join(root, 'archive', name(i));
+      await fs.mkdir(join(archive, '.v1'), { recursive: true });
       await fs.mkdir(live, { recursive: true });
-      await fs.link(join(shared, 'cert.pem'), join(live, 'cert.pem'));
-      await fs.link(join(shared, 'cert.pem'), join(live, 'fullchain.pem'));
-      await fs.link(join(shared, 'key.pem'), join(live, 'privkey.pem'));
+      const files = {
+        cert: 'cert.pem',
+        chain: 'cert.pem',
+        fullchain: 'cert.pem',
+        privkey: 'key.pem',
+        combined: 'key.pem',
+      };
+      for (const [f, from] of Object.entries(files)) {
+        await fs.link(join(shared, from), join(archive, `${f}1.pem`));
+        await fs.symlink(`../${f}1.pem`, join(archive, '.v1', `${f}.pem`));
+        await fs.symlink(`.current/${f}.pem`, join(live, `${f}.pem`));
+      }
+      await fs.symlink(`../../archive/${name(i)}/.v1`, join(live, '.current'));
       await fs.writeFile(
         join(root, 'state', `${name(i)}.json`),
         `${JSON.stringify(

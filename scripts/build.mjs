@@ -15,8 +15,8 @@
  * Left as runtime imports (loaded only when configured, from node_modules): the AWS SDK, dockerode, pg, nodemailer.
  * Type checking is `npm run typecheck`; esbuild only strips the types.
  */
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
-import { builtinModules } from 'node:module';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { builtinModules, createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
@@ -26,7 +26,7 @@ const root = resolve(import.meta.dirname, '..');
 
 /**
  * Parts of dependencies certkeeper never calls, left out of the bundle (less to read, parse and keep in memory):
- * acme-client's node-forge helpers (acme.forge; certkeeper uses acme.crypto and node:crypto) and zod's
+ * acme-client's node-forge helpers (acme.forge; certkeeper uses node:crypto), mime-db, and zod's
  * translated error messages other than English (z.locales; certkeeper words its own errors).
  */
 const unused = {
@@ -37,19 +37,37 @@ const unused = {
         ? { path: 'acme-client-forge', namespace: 'unused' }
         : undefined,
     );
+    // acme-client's crypto module (WebCrypto through @peculiar/x509 and asn1js) becomes certkeeper's node:crypto
+    // version of the functions acme-client itself calls (src/acme/acme-client-crypto.ts; equality tested)
+    build.onResolve({ filter: /^\.\/crypto$/ }, (a) =>
+      /acme-client[\\/]src$/.test(a.resolveDir)
+        ? { path: resolve(root, 'src', 'acme', 'acme-client-crypto.ts') }
+        : undefined,
+    );
     build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (a) =>
       /zod[\\/]v4[\\/]classic$/.test(a.resolveDir) ? { path: 'zod-locales', namespace: 'unused' } : undefined,
+    );
+    // mime-db (133 KB of media types) reaches the bundle through axios -> form-data -> mime-types, for file uploads
+    // acme-client never makes: an empty table
+    build.onResolve({ filter: /^mime-db$/ }, (a) =>
+      /mime-types$/.test(a.resolveDir) ? { path: 'mime-db', namespace: 'unused' } : undefined,
     );
     build.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({
       contents:
         a.path === 'zod-locales'
           ? 'export {};'
-          : "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
+          : a.path === 'mime-db'
+            ? 'module.exports = {};'
+            : "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
       loader: 'js',
     }));
   },
 };
 const outdir = resolve(root, values.outdir);
+// CommonJS dependencies call require() for node's own modules; an ES module has no require of its own.
+const banner = {
+  js: "import { createRequire as __ckCreateRequire } from 'node:module'; const require = __ckCreateRequire(import.meta.url);",
+};
 
 const LAZY_PACKAGES = /^(@aws-sdk\/|@smithy\/|dockerode$|pg$|pg-native$|nodemailer$)/;
 const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]/g, '\\/')).join('|')})$`);
@@ -62,6 +80,26 @@ const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]
  * Each becomes a small CommonJS module inside the bundle that require()s the real one; it runs when the
  * (lazily initialised) module importing it does.
  */
+/**
+ * node's modules that cost milliseconds to load (crypto ~3 ms, tls ~4 ms with net, child_process, worker_threads,
+ * http, ...) and that modules on every command's path import for a function only some commands call (the store's
+ * key checks, the lock's host name, the listener checks of `run`). Their wrapper is an object with a getter per
+ * export that loads the real module on first use: `status` and `check-config` never load crypto, tls, net,
+ * child_process or worker_threads. Functions are called as the module's own (none of these read `this` from the
+ * module object); the export names are node's at build time (the same major or older at run time).
+ */
+const HEAVY_BUILTIN =
+  /^(node:)?(crypto|tls|net|http|https|http2|child_process|worker_threads|dns|dns\/promises|zlib|dgram|readline|v8|vm|perf_hooks)$/;
+const nodeRequire = createRequire(import.meta.url);
+function lazyBuiltin(id) {
+  const names = Object.keys(nodeRequire(id)).filter((k) => k !== 'default' && k !== '__esModule');
+  return `let real;
+const load = () => (real ??= require(${JSON.stringify(id)}));
+const lazy = {};
+for (const k of ${JSON.stringify(names)}) Object.defineProperty(lazy, k, { get: () => load()[k], enumerable: true });
+module.exports = lazy;`;
+}
+
 const lazyImports = {
   name: 'certkeeper-lazy-imports',
   setup(build) {
@@ -70,7 +108,9 @@ const lazyImports = {
     build.onResolve({ filter: LAZY_PACKAGES }, lazy);
     build.onResolve({ filter: BUILTIN }, lazy);
     build.onLoad({ filter: /.*/, namespace: 'lazy' }, (a) => ({
-      contents: `module.exports = require(${JSON.stringify(a.path)});`,
+      contents: HEAVY_BUILTIN.test(a.path)
+        ? lazyBuiltin(a.path)
+        : `module.exports = require(${JSON.stringify(a.path)});`,
       loader: 'js',
     }));
   },
@@ -87,10 +127,7 @@ const result = await esbuild.build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  // CommonJS dependencies call require() for node's own modules; an ES module has no require of its own.
-  banner: {
-    js: "import { createRequire as __ckCreateRequire } from 'node:module'; const require = __ckCreateRequire(import.meta.url);",
-  },
+  banner,
   legalComments: 'linked',
   logLevel: 'warning',
   plugins: [unused, lazyImports],
@@ -100,6 +137,18 @@ const result = await esbuild.build({
   minifySyntax: true,
 });
 if (process.env.CK_METAFILE) await writeFile(process.env.CK_METAFILE, JSON.stringify(result.metafile));
+// The createRequire banner only where the code calls require (CommonJS dependencies, node's modules): ~50 of the
+// chunks never do, and each banner costs a module import and a createRequire at load (~0.1 ms each on Node 20).
+const BANNER = banner.js;
+for (const dir of [join(outdir, 'cli'), join(outdir, 'cli', 'chunks')]) {
+  for (const f of await readdir(dir)) {
+    if (!f.endsWith('.js')) continue;
+    const file = join(dir, f);
+    const text = await readFile(file, 'utf8');
+    if (text.startsWith(BANNER) && !/\brequire\b/.test(text.slice(BANNER.length)))
+      await writeFile(file, text.slice(BANNER.length).replace(/^\n/, ''));
+  }
+}
 await writeFile(
   join(outdir, 'cli', 'main.js'),
   `#!/usr/bin/env node

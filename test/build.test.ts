@@ -8,6 +8,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNginx, startPebble, verifyChain } from './harness/index.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');
@@ -148,4 +149,53 @@ describe('the bin npm run build makes', () => {
     },
     60_000,
   );
+
+  it("issues a certificate through a real CA with the bundle's own crypto (no @peculiar/x509, asn1js or yaml in it)", async () => {
+    const bundle = (
+      await Promise.all(
+        [
+          join(work, 'dist', 'cli', 'certkeeper.js'),
+          ...(
+            await fs.readdir(join(work, 'dist', 'cli', 'chunks'))
+          )
+            .filter((f) => f.endsWith('.js'))
+            .map((f) => join(work, 'dist', 'cli', 'chunks', f)),
+        ].map((f) => fs.readFile(f, 'utf8')),
+      )
+    ).join('\n');
+    // acme-client's crypto module is swapped for src/acme/acme-client-crypto.ts; the yaml package stays outside
+    expect(bundle).not.toMatch(/PemConverter|Pkcs10CertificateRequestGenerator|class LineCounter/);
+    const webroot = join(work, 'www');
+    await fs.mkdir(webroot, { recursive: true });
+    const nginx = await startNginx({ webroot });
+    const pebble = await startPebble({ httpPort: nginx.httpPort });
+    try {
+      const cfg = join(work, 'issue.yml');
+      await fs.writeFile(
+        cfg,
+        JSON.stringify({
+          acme: { directoryUrl: pebble.directoryUrl, caBundle: pebble.caBundlePath },
+          selfCheck: { httpPort: nginx.httpPort, resolvers: [pebble.dnsServer] },
+          storage: { path: join(work, 'issued') },
+          certificates: [
+            {
+              name: 'bundle',
+              domains: ['bundle.certkeeper.test', '127.0.0.1'],
+              challenge: { type: 'http-01', webroot },
+            },
+          ],
+        }),
+      );
+      const r = await run(process.execPath, [main, '-c', cfg, 'renew'], {
+        env: { PATH: process.env.PATH, LOG_LEVEL: 'warn' },
+        timeout: 60_000,
+      });
+      expect(r.stdout).toMatch(/bundle: issued serial/);
+      const fullchain = await fs.readFile(join(work, 'issued', 'live', 'bundle', 'fullchain.pem'), 'utf8');
+      expect(verifyChain(fullchain, await pebble.rootPem())).toBe(true);
+    } finally {
+      await pebble.stop();
+      await nginx.stop();
+    }
+  }, 90_000);
 });

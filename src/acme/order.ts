@@ -1,4 +1,4 @@
-import * as acme from 'acme-client';
+import type * as acme from 'acme-client';
 import type { ChallengeInput, ChallengeSolver, SolverContext, WaitDeadline } from '../challenges/types.js';
 import { identifierOf, isIpAddress } from '../config/ip.js';
 import type { KeyType } from '../config/schema.js';
@@ -6,6 +6,7 @@ import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../platform/sleep.js';
 import type { Account } from './account.js';
+import { createCsrPem } from './csr.js';
 import { callAcme as call, toAcmeError } from './errors.js';
 import { parseRetryAfter, withProblemCapture } from './http.js';
 import { assertChallengeToken, assertOrderedIdentifier } from './inbound.js';
@@ -373,7 +374,7 @@ async function orderOnce(account: Account, req: OrderRequest): Promise<OrderResu
 
   t = Date.now();
   const keyPem = await keyPromise;
-  const [, csr] = await acme.crypto.createCsr(csrNames(req.domains), keyPem);
+  const csr = await createCsrPem(csrNames(req.domains), keyPem);
   mark('csr', t);
   t = Date.now();
   const finalized = await call('finalizing the order', { cert }, () => client.finalizeOrder(order, csr));

@@ -1,8 +1,14 @@
 import { isIP } from 'node:net';
 
+/**
+ * Only a name with a colon can be IPv6 and only digits and dots IPv4: the cheap test first (node's isIP runs a long
+ * regular expression; configuration checks and status call this for every name).
+ */
+const maybeIp = (name: string) => name.includes(':') || /^[\d.]+$/.test(name);
+
 /** True for an IPv4 or IPv6 address literal (no brackets, no zone). */
 export function isIpAddress(name: string): boolean {
-  return isIP(name) !== 0;
+  return maybeIp(name) && isIP(name) !== 0;
 }
 
 /**
@@ -11,7 +17,7 @@ export function isIpAddress(name: string): boolean {
  * the WHATWG URL serialiser writes it. Anything else is returned unchanged.
  */
 export function canonicalIp(name: string): string {
-  if (isIP(name) !== 6) return name;
+  if (!name.includes(':') || isIP(name) !== 6) return name;
   return new URL(`http://[${name}]/`).hostname.slice(1, -1);
 }
 
@@ -22,5 +28,5 @@ export function identifierOf(name: string): { type: 'dns' | 'ip'; value: string 
 
 /** "host" for URLs: IPv6 literals in brackets. */
 export function urlHost(name: string): string {
-  return isIP(name) === 6 ? `[${name}]` : name;
+  return name.includes(':') && isIP(name) === 6 ? `[${name}]` : name;
 }

@@ -43,7 +43,9 @@ const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /**
  * Replaces ${VAR} and ${VAR:-default} in every string value; `$${` in the file escapes a literal `${`. One pass over
- * the file's text: what a variable's value holds (a password with `$${` in it) is inserted as it is.
+ * the file's text: what a variable's value holds (a password with `$${` in it) is inserted as it is. Copy on write:
+ * objects and lists without a reference are returned as they are (no copy of 10,000 certificates to change none),
+ * and the path of a value is put together only for a problem.
  */
 export function substituteEnv(
   value: unknown,
@@ -51,7 +53,12 @@ export function substituteEnv(
   path: PropertyKey[] = [],
   problems: string[] = [],
 ): unknown {
+  return substitute(value, env, [...path], problems);
+}
+
+function substitute(value: unknown, env: Env, path: PropertyKey[], problems: string[]): unknown {
   if (typeof value === 'string') {
+    if (!value.includes('${')) return value;
     return value.replace(ENV_REF, (_whole, name: string | undefined, fallback: string | undefined) => {
       if (name === undefined) return '${'; // `$${`
       const v = env[name];
@@ -63,11 +70,32 @@ export function substituteEnv(
       return '';
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, [...path, i], problems));
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      const v = substitute(value[i], env, path, problems);
+      path.pop();
+      if (v !== value[i]) {
+        out ??= value.slice();
+        out[i] = v;
+      }
+    }
+    return out ?? value;
+  }
   if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, [...path, k], problems)]),
-    );
+    let changed: Map<string, unknown> | undefined;
+    for (const k of Object.keys(value)) {
+      const before = (value as Record<string, unknown>)[k];
+      path.push(k);
+      const v = substitute(before, env, path, problems);
+      path.pop();
+      if (v !== before) (changed ??= new Map()).set(k, v);
+    }
+    // fromEntries defines own properties: a "__proto__" key stays a key
+    return changed
+      ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, changed.has(k) ? changed.get(k) : v]))
+      : value;
   }
   return value;
 }

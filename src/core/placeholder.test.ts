@@ -8,7 +8,7 @@ import { createSelfSigned } from '../crypto/selfsigned.js';
 import { planCertificate } from '../plan/plan.js';
 import { CertStore } from '../store/store.js';
 import { health } from './health.js';
-import { isForeignPlaceholder } from './placeholder.js';
+import { isForeignPlaceholder, isOwnPlaceholder } from './placeholder.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -71,5 +71,51 @@ describe("certbot's init-letsencrypt dummy", () => {
       days: 1,
     });
     expect(isForeignPlaceholder(local)).toBe(true);
+  });
+});
+
+describe("certkeeper's own placeholder", () => {
+  it('is known from the certificate when its state file is gone (it is written without fsync)', async () => {
+    const store = new CertStore(join(dir, 'own'));
+    const { certPem, keyPem } = await createSelfSigned({
+      commonName: 'p.test',
+      altNames: ['p.test'],
+      days: 7,
+    });
+    expect(isOwnPlaceholder(certPem)).toBe(true);
+    await store.save('p.test', {
+      domains: ['p.test'],
+      keyType: 'ecdsa-p256',
+      fullchainPem: certPem,
+      keyPem,
+      placeholder: true,
+    });
+    await fs.rm(store.statePath('p.test'));
+    const cur = await store.current('p.test');
+    expect(cur?.serial).toBeDefined();
+    expect(cur?.placeholder).toBe(true);
+  });
+
+  it('a self-signed certificate from elsewhere is not ours', () => {
+    const pem = execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-nodes',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-keyout',
+        '/dev/null',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=p.test/O=example',
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    expect(isOwnPlaceholder(pem)).toBe(false);
   });
 });

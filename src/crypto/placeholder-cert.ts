@@ -12,71 +12,9 @@
  */
 import { createHash, generateKeyPair, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { isIP } from 'node:net';
+import { bits, extension, ipOctets, oid, octets, pem, publicKeyBits, seq, set, time, tlv, utf8 } from './der.js';
 
 export type PlaceholderKeyType = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
-
-// ---- DER (X.690), only what a certificate needs -------------------------------------------------------------
-
-function len(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), len(body.length), body]);
-}
-const seq = (...c: Buffer[]) => tlv(0x30, ...c);
-const set = (...c: Buffer[]) => tlv(0x31, ...c);
-const octets = (b: Buffer) => tlv(0x04, b);
-const bits = (b: Buffer, unused = 0) => tlv(0x03, Buffer.from([unused]), b);
-const utf8 = (s: string) => tlv(0x0c, Buffer.from(s, 'utf8'));
-const bool = (v: boolean) => tlv(0x01, Buffer.from([v ? 0xff : 0]));
-
-function oid(dotted: string): Buffer {
-  const parts = dotted.split('.').map(Number);
-  const out: number[] = [40 * parts[0]! + parts[1]!];
-  for (const p of parts.slice(2)) {
-    const b: number[] = [p & 0x7f];
-    for (let v = p >>> 7; v > 0; v >>>= 7) b.unshift(0x80 | (v & 0x7f));
-    out.push(...b);
-  }
-  return tlv(0x06, Buffer.from(out));
-}
-
-/** UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5), whole seconds, Z. */
-function time(d: Date): Buffer {
-  const iso = d.toISOString(); // 2026-12-02T01:02:03.456Z
-  const digits = iso.slice(0, 19).replace(/[-:T]/g, ''); // 20261202010203
-  const year = d.getUTCFullYear();
-  return year < 2050
-    ? tlv(0x17, Buffer.from(`${digits.slice(2)}Z`, 'ascii'))
-    : tlv(0x18, Buffer.from(`${digits}Z`, 'ascii'));
-}
-
-function ipOctets(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  // IPv6: an IPv4 tail (::ffff:192.0.2.1) as two groups, then "::" expanded to the missing zero groups
-  const v4 = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
-  if (v4) {
-    const b = ipOctets(v4[2]!);
-    return ipOctets(`${v4[1]}${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`);
-  }
-  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => {
-    out.writeUInt16BE(Number.parseInt(g || '0', 16), i * 2);
-  });
-  return out;
-}
-
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return seq(oid(id), ...(critical ? [bool(true)] : []), octets(value));
-}
 
 // ---- keys and signatures ------------------------------------------------------------------------------------
 
@@ -103,31 +41,6 @@ function signAsync(digest: string, data: Buffer, key: KeyObject): Promise<Buffer
   return new Promise((resolve, reject) =>
     sign(digest, data, key, (err, sig) => (err ? reject(err) : resolve(sig))),
   );
-}
-
-/** The BIT STRING's content of a SubjectPublicKeyInfo (what the key identifier hashes). */
-function publicKeyBits(spki: Buffer): Buffer {
-  // SEQUENCE { AlgorithmIdentifier, BIT STRING }: skip the outer header and the algorithm, then the BIT STRING's
-  // header and its unused-bits byte
-  const header = (at: number) => {
-    const first = spki[at + 1]!;
-    const n = first & 0x80 ? first & 0x7f : 0;
-    let length = first;
-    if (n) {
-      length = 0;
-      for (let i = 0; i < n; i++) length = length * 256 + spki[at + 2 + i]!;
-    }
-    return { start: at + 2 + n, length };
-  };
-  const outer = header(0);
-  const alg = header(outer.start);
-  const bitString = header(alg.start + alg.length);
-  return spki.subarray(bitString.start + 1, bitString.start + bitString.length);
-}
-
-function pem(label: string, der: Buffer): string {
-  const b64 = der.toString('base64').replace(/.{64}/g, '$&\n');
-  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
 }
 
 export interface PlaceholderOptions {

@@ -75,7 +75,7 @@ export function create(config: EmailNotifyConfig, timeoutMs?: number): Notifier 
             })
           : undefined,
       ]);
-      // nodemailer (about 40 modules) loads at the first e-mail, not in every daemon that has an e-mail target.
+      // loaded on the first e-mail: every other start (renew, status, a daemon without e-mail) skips nodemailer
       const { createTransport } = await import('nodemailer');
       const transport = createTransport({
         host: smtp.host,

@@ -4,14 +4,33 @@ import { dirname, join } from 'node:path';
 import { CertkeeperError } from '../errors.js';
 
 /**
+ * How a write reaches the disk. `durable` (the default): the file's data is fsynced before the rename, and the
+ * folder after it, so a power cut leaves the old file or the complete new one. `syncDir: false` leaves the folder's
+ * fsync to the caller, who writes several files into one folder and syncs it once. `durable: false` skips both
+ * (still atomic for readers: tmp + rename): for files whose loss in a power cut costs nothing but a re-write, such
+ * as a placeholder that the next run makes again. `mkdir: false`: the caller knows the folder exists.
+ */
+export interface WriteOptions {
+  durable?: boolean;
+  syncDir?: boolean;
+  mkdir?: boolean;
+}
+
+/**
  * Writes a file so that readers see either the old content or the new, never a part: tmp + fsync + rename. On any
  * failure the temp file is removed and a full, read-only or unwritable storage becomes a store error with the fix.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  opts: WriteOptions = {},
+): Promise<void> {
+  const durable = opts.durable !== false;
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     // An explicit mode: with umask 000 the default 0777 would make the storage folders world-writable.
-    await fs.mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    if (opts.mkdir !== false) await fs.mkdir(dirname(path), { recursive: true, mode: 0o755 });
     const fh = await fs.open(
       tmp,
       constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
@@ -20,7 +39,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     try {
       await fh.writeFile(data);
       await fh.chmod(mode); // umask must not widen or narrow what we asked for
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -29,7 +48,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw storageError(err, path);
   }
-  await fsyncDir(dirname(path));
+  if (durable && opts.syncDir !== false) await fsyncDir(dirname(path));
 }
 
 const STORAGE_HINTS: Record<string, (path: string) => string> = {
@@ -57,8 +76,12 @@ export function storageError(err: unknown, path: string): unknown {
   });
 }
 
-/** Atomically points `path` (a symlink) at `target`, replacing what was there. */
-export async function symlinkAtomic(target: string, path: string): Promise<void> {
+/** Atomically points `path` (a symlink) at `target`, replacing what was there; `syncDir: false` as above. */
+export async function symlinkAtomic(
+  target: string,
+  path: string,
+  opts: { syncDir?: boolean } = {},
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await fs.symlink(target, tmp);
@@ -67,7 +90,7 @@ export async function symlinkAtomic(target: string, path: string): Promise<void>
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw storageError(err, path);
   }
-  await fsyncDir(dirname(path));
+  if (opts.syncDir !== false) await fsyncDir(dirname(path));
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

@@ -3,11 +3,11 @@ import { promises as fs } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { IssuedCertificate } from '../core/certificate.js';
 import type { KeyType } from '../core/keys.js';
-import { isForeignPlaceholder } from '../core/placeholder.js';
+import { isForeignPlaceholder, isOwnPlaceholder } from '../core/placeholder.js';
 import { certInfo, certSummary, splitPemChain } from '../crypto/pem.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { exists, readIfExists, storageError, symlinkAtomic, writeFileAtomic } from './fsutil.js';
+import { exists, fsyncDir, readIfExists, storageError, symlinkAtomic, writeFileAtomic } from './fsutil.js';
 import { FileLocker, lockedError } from './lock.js';
 import type { CertState } from './state.js';
 import type { SaveInput, Store } from './types.js';
@@ -66,22 +66,32 @@ export class CertStore implements Store {
     this.locker = new FileLocker(join(root, 'locks'), { logger: opts.logger });
   }
 
+  /**
+   * The root normalised once; paths below it are put together by concatenation (names are safe file names: config
+   * validation, isSafeFileName): `status` builds six paths for each of 10,000 certificates.
+   */
+  private get base(): string {
+    this.#base ??= join(this.root, '.') === '/' ? '' : join(this.root, '.');
+    return this.#base;
+  }
+  #base: string | undefined;
+
   liveDir(name: string): string {
-    return join(this.root, 'live', name);
+    return `${this.base}/live/${name}`;
   }
   archiveDir(name: string): string {
-    return join(this.root, 'archive', name);
+    return `${this.base}/archive/${name}`;
   }
   statePath(name: string): string {
-    return join(this.root, 'state', `${name}.json`);
+    return `${this.base}/state/${name}.json`;
   }
   livePaths(name: string): IssuedCertificate['paths'] {
     const d = this.liveDir(name);
     return {
-      cert: join(d, 'cert.pem'),
-      chain: join(d, 'chain.pem'),
-      fullchain: join(d, 'fullchain.pem'),
-      privkey: join(d, 'privkey.pem'),
+      cert: `${d}/cert.pem`,
+      chain: `${d}/chain.pem`,
+      fullchain: `${d}/fullchain.pem`,
+      privkey: `${d}/privkey.pem`,
     };
   }
 
@@ -119,7 +129,9 @@ export class CertStore implements Store {
       notAfter: info.notAfter,
       version: (await this.currentVersion(name)) ?? st?.version ?? 0,
       paths,
-      placeholder: st?.placeholder === true || (st?.serial !== info.serial && isForeignPlaceholder(leaf)),
+      placeholder:
+        st?.placeholder === true ||
+        (st?.serial !== info.serial && (isForeignPlaceholder(leaf) || isOwnPlaceholder(leaf))),
     };
   }
 
@@ -162,6 +174,10 @@ export class CertStore implements Store {
       fullchain: blocks.join(''),
       privkey: input.keyPem,
     };
+    // A placeholder is written without fsync: losing it in a power cut costs a re-write at the next run (a
+    // certificate read back broken counts as missing, and our placeholder is recognised without its state). A real
+    // certificate's files, its version folder and the switch are each on disk before the next step depends on them.
+    const durable = input.placeholder !== true;
     await this.ensureIndirection(name).catch((err: unknown) => {
       throw storageError(err, this.liveDir(name));
     });
@@ -174,17 +190,25 @@ export class CertStore implements Store {
     const version = input.placeholder && existing.length === 0 ? 0 : (existing.at(-1) ?? 0) + 1;
     const vdir = join(archive, `.v${version}`);
     try {
-      // 1. the files themselves (a crash here leaves unreferenced files, never a partial live set)
-      await Promise.all(
-        LIVE_FILES.map((f) =>
-          writeFileAtomic(join(archive, `${f}${version}.pem`), files[f], f === 'privkey' ? 0o600 : 0o644),
+      // 1. the files themselves (a crash here leaves unreferenced files, never a partial live set); the archive
+      // folder is synced once for all five
+      const put = { durable, syncDir: false, mkdir: false };
+      await Promise.all([
+        ...LIVE_FILES.map((f) =>
+          writeFileAtomic(
+            join(archive, `${f}${version}.pem`),
+            files[f],
+            f === 'privkey' ? 0o600 : 0o644,
+            put,
+          ),
         ),
-      );
-      await writeFileAtomic(
-        join(archive, `${COMBINED}${version}.pem`),
-        combinedPem(files.fullchain, files.privkey),
-        0o600,
-      );
+        writeFileAtomic(
+          join(archive, `${COMBINED}${version}.pem`),
+          combinedPem(files.fullchain, files.privkey),
+          0o600,
+          put,
+        ),
+      ]);
       // 2. the version folder (an explicit mode: umask 000 must not make it world-writable)
       try {
         await fs.rm(vdir, { recursive: true, force: true });
@@ -195,9 +219,10 @@ export class CertStore implements Store {
       } catch (err) {
         throw storageError(err, vdir);
       }
+      if (durable) await Promise.all([fsyncDir(vdir), fsyncDir(archive)]);
       await this.ensureCombinedLink(name);
-      // 3. the switch
-      await this.pointCurrentAt(name, version);
+      // 3. the switch (live's folder synced with it: the links made above are in the same folder)
+      await this.pointCurrentAt(name, version, durable);
     } catch (err) {
       // Nothing went live: remove the partial version so failed attempts (a full disk) leave nothing behind.
       if ((await this.currentVersion(name)) !== version) {
@@ -210,9 +235,11 @@ export class CertStore implements Store {
       }
       throw err;
     }
-    const info = certInfo(files.cert);
+    const info = certSummary(files.cert);
     const now = new Date().toISOString();
-    await this.updateState(name, {
+    const prev = (await this.readState(name)) ?? { name };
+    const state: CertState = {
+      ...prev,
       domains: input.domains,
       keyType: input.keyType,
       serial: info.serial,
@@ -222,15 +249,39 @@ export class CertStore implements Store {
       issuedAt: now,
       placeholder: input.placeholder === true,
       ...input.state,
-    });
-    const live = await this.current(name);
-    if (!live || live.serial !== info.serial) {
+      name,
+    };
+    await writeFileAtomic(this.statePath(name), `${JSON.stringify(state, null, 2)}\n`, 0o644, { durable });
+    // What live/ shows must be what was just written: one read of the leaf through the links, not a full current().
+    const paths = this.livePaths(name);
+    const shown = await readIfExists(paths.cert).catch(() => undefined);
+    let shownSerial: string | undefined;
+    try {
+      shownSerial = shown === undefined ? undefined : certSummary(shown).serial;
+    } catch {
+      shownSerial = undefined;
+    }
+    if (shownSerial !== info.serial) {
       throw new CertkeeperError('store', `live/${name} does not show the certificate just written`, {
         cert: name,
         hint: 'something else is changing the live folder; stop it and run certkeeper renew again',
       });
     }
-    return live;
+    return {
+      name,
+      domains: state.domains ?? info.subjectAltNames,
+      keyType: state.keyType ?? input.keyType,
+      certPem: files.cert,
+      chainPem: files.chain,
+      fullchainPem: files.fullchain,
+      keyPem: files.privkey,
+      serial: info.serial,
+      notBefore: info.notBefore,
+      notAfter: info.notAfter,
+      version,
+      paths,
+      placeholder: state.placeholder === true,
+    };
   }
 
   /**
@@ -312,13 +363,14 @@ export class CertStore implements Store {
   private async ensureCombinedLink(name: string): Promise<void> {
     const path = join(this.liveDir(name), `${COMBINED}.pem`);
     if ((await fs.readlink(path).catch(() => undefined)) === `${CURRENT}/${COMBINED}.pem`) return;
-    await symlinkAtomic(`${CURRENT}/${COMBINED}.pem`, path);
+    // live's folder is synced by the switch that follows
+    await symlinkAtomic(`${CURRENT}/${COMBINED}.pem`, path, { syncDir: false });
   }
 
-  private async pointCurrentAt(name: string, version: number): Promise<void> {
+  private async pointCurrentAt(name: string, version: number, durable = true): Promise<void> {
     const live = this.liveDir(name);
     const target = relative(live, join(this.archiveDir(name), `.v${version}`));
-    await symlinkAtomic(target, join(live, CURRENT));
+    await symlinkAtomic(target, join(live, CURRENT), { syncDir: durable });
   }
 
   private async makeVersionDir(name: string, version: number): Promise<void> {
@@ -363,8 +415,10 @@ export class CertStore implements Store {
       if (fill.privkey) await this.ensureCombined(name, version);
       await this.pointCurrentAt(name, version);
     }
-    for (const f of LIVE_FILES) await symlinkAtomic(`${CURRENT}/${f}.pem`, paths[f]);
-    if (!(await exists(join(live, 'README')))) await writeFileAtomic(join(live, 'README'), README);
+    // live's folder is synced by the switch that follows (pointCurrentAt)
+    for (const f of LIVE_FILES) await symlinkAtomic(`${CURRENT}/${f}.pem`, paths[f], { syncDir: false });
+    if (!(await exists(join(live, 'README'))))
+      await writeFileAtomic(join(live, 'README'), README, 0o644, { durable: false });
   }
 
   /** Refuses (before anything is ordered) when storage.path has less than MIN_FREE_BYTES free. */

@@ -71,4 +71,27 @@ describe('readStatusSync', () => {
     expect(() => readStatusSync(store, 'bad')).toThrow(/state\/bad\.json is not valid JSON/);
     await expect(store.readState('bad')).rejects.toThrow(/state\/bad\.json is not valid JSON/);
   });
+
+  it('takes the live summary from the state only while .current points at the version the state names', async () => {
+    const one = await leaf();
+    const two = await leaf();
+    await store.save('s', { domains: ['a.example.com'], keyType: 'ecdsa-p256', ...one });
+    await store.save('s', { domains: ['a.example.com'], keyType: 'ecdsa-p256', ...two });
+    expect(readStatusSync(store, 's')).toEqual(await viaCurrent('s'));
+    // a crash between the switch and the state write: live shows version 2, the state still version 1 and its
+    // serial; status must show what is live (the leaf is read), not what the state says
+    const state = (await store.readState('s'))!;
+    const shown = (await viaCurrent('s')).live!;
+    await store.writeState('s', { ...state, version: 1, serial: 'AB', notAfter: new Date(0).toISOString() });
+    const got = readStatusSync(store, 's');
+    expect(got.live?.serial).toBe(shown.serial);
+    expect(got.live?.notAfter.getTime()).toBe(shown.notAfter.getTime());
+    // the state names the live version: its figures are used without reading the leaf (a broken leaf file shows it)
+    await store.writeState('s', { ...state, serial: 'CD' });
+    expect(readStatusSync(store, 's').live?.serial).toBe('CD');
+    // the key gone: not live, whatever the state says
+    await fs.rm(join(root, 'archive', 's', 'privkey2.pem'));
+    expect(readStatusSync(store, 's').live).toBeUndefined();
+    expect((await viaCurrent('s')).live).toBeUndefined();
+  });
 });
