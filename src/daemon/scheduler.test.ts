@@ -55,6 +55,7 @@ function scheduler(
     logger: silentLogger,
     timers: clock.timers,
     now: clock.now,
+    cronClock: { timers: clock.timers, now: clock.now },
     onTick: (source) => ticks.push({ source, at: clock.now().getTime() }),
   });
 }

@@ -76,6 +76,11 @@ export interface SchedulerOptions {
   random?: () => number;
   timers?: Timers;
   now?: () => Date;
+  /**
+   * The clock the cron schedule follows: the real one by default, whatever `timers` and `now` are (as with
+   * node-cron); the scheduler's own tests pass a fake one.
+   */
+  cronClock?: { timers: Timers; now: () => Date };
   /** 'schedule': a cron tick; 'wake': something became due (the daemon also wakes itself within 12 h). */
   onTick: (source: 'schedule' | 'wake') => void;
 }
@@ -94,11 +99,13 @@ export class Scheduler {
   private jitter = new Set<unknown>();
   private stopped = false;
   private readonly timers: Timers;
+  private readonly cronClock: { timers: Timers; now: () => Date };
   private readonly random: () => number;
 
   constructor(private opts: SchedulerOptions) {
     this.random = opts.random ?? Math.random;
     this.timers = opts.timers ?? realTimers;
+    this.cronClock = opts.cronClock ?? { timers: realTimers, now: () => new Date() };
     this.expression = opts.cron ?? defaultCron(this.random);
     if (!cron.validate(this.expression)) {
       throw new CertkeeperError('config', `schedule.cron: "${this.expression}" is not a cron expression`, {
@@ -141,7 +148,7 @@ export class Scheduler {
   start(): void {
     this.stopped = false;
     const utc = utcCronFields(this.expression, this.opts.timezone);
-    const first = utc && nextUtcMatch(utc, new Date(this.nowMs()));
+    const first = utc && nextUtcMatch(utc, this.cronClock.now());
     if (utc && first) this.armCron(utc, first);
     else {
       this.task = cron.schedule(this.expression, () => this.fire(), {
@@ -175,15 +182,15 @@ export class Scheduler {
   private armCron(fields: CronFields, at: Date): void {
     const target = at.getTime();
     const arm = () => {
-      const left = target - this.nowMs();
+      const left = target - this.cronClock.now().getTime();
       if (left <= 0) {
         this.cronTimer = undefined;
         this.fire();
-        const next = nextUtcMatch(fields, new Date(Math.max(this.nowMs(), target)));
+        const next = nextUtcMatch(fields, new Date(Math.max(this.cronClock.now().getTime(), target)));
         if (next) this.armCron(fields, next);
         return;
       }
-      this.cronTimer = this.timers.setTimeout(
+      this.cronTimer = this.cronClock.timers.setTimeout(
         () => {
           if (!this.stopped) arm();
         },
@@ -197,7 +204,7 @@ export class Scheduler {
     void this.task?.stop();
     void this.task?.destroy();
     this.task = undefined;
-    if (this.cronTimer !== undefined) this.timers.clearTimeout(this.cronTimer);
+    if (this.cronTimer !== undefined) this.cronClock.timers.clearTimeout(this.cronTimer);
     this.cronTimer = undefined;
   }
 
