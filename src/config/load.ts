@@ -90,7 +90,10 @@ function substitute(value: unknown, env: Env, path: PropertyKey[], problems: str
       path.push(k);
       const v = substitute(before, env, path, problems);
       path.pop();
-      if (v !== before) (changed ??= new Map()).set(k, v);
+      if (v !== before) {
+        changed ??= new Map();
+        changed.set(k, v);
+      }
     }
     // fromEntries defines own properties: a "__proto__" key stays a key
     return changed

@@ -12,7 +12,20 @@
  */
 import { createHash, generateKeyPair, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { isIP } from 'node:net';
-import { bits, extension, ipOctets, oid, octets, pem, publicKeyBits, seq, set, time, tlv, utf8 } from './der.js';
+import {
+  bits,
+  extension,
+  ipOctets,
+  octets,
+  oid,
+  pem,
+  publicKeyBits,
+  seq,
+  set,
+  time,
+  tlv,
+  utf8,
+} from './der.js';
 
 export type PlaceholderKeyType = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
 
