@@ -1,12 +1,12 @@
 import { createServer, Socket } from 'node:net';
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (bind :0, read, close). */
-export function freePort(): Promise<number> {
+/** Listens on 127.0.0.1:port (0: the kernel picks), closes, and gives the port; rejects when it is taken. */
+function tryPort(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
     srv.once('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
       const addr = srv.address();
       if (addr === null || typeof addr === 'string') {
         srv.close();
@@ -16,6 +16,27 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(addr.port));
     });
   });
+}
+
+/** Below Linux's ephemeral range (32768-60999): ports the kernel never hands to outgoing connections. */
+const LOW = 20_000;
+const HIGH = 32_767;
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago. Taken below the ephemeral range: a port the kernel picked for
+ * `listen(0)` can be given to another process's outgoing connection before the server meant for it binds (nginx in
+ * the private dockerd once failed with EADDRINUSE that way while other test files were connecting to Pebble).
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW + 1));
+    try {
+      return await tryPort(port);
+    } catch {
+      // taken: try another
+    }
+  }
+  return tryPort(0);
 }
 
 /** Distinct free ports (asked for together so one call does not hand out the same port twice). */
