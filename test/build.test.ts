@@ -128,8 +128,14 @@ describe('the bin npm run build makes', () => {
       const { stdout } = await run(node, ['-p', "typeof process.execve === 'function'"]);
       const canExecve = stdout.trim() === 'true';
       const argv = await daemonArgv(node);
-      const flags = ['--max-semi-space-size=1', '--no-opt', '--no-sparkplug', '--single-threaded-gc'];
-      if (canExecve) expect(argv.slice(1, 5)).toEqual(flags);
+      const flags = [
+        '--max-semi-space-size=1',
+        '--no-opt',
+        '--no-sparkplug',
+        '--single-threaded-gc',
+        '--bytecode-old-age=1',
+      ];
+      if (canExecve) expect(argv.slice(1, 1 + flags.length)).toEqual(flags);
       else expect(argv.slice(1, 2)).toEqual([main]);
       // opting out leaves the process as started
       expect((await daemonArgv(node, { CERTKEEPER_V8_TUNING: '0' })).slice(1, 2)).toEqual([main]);

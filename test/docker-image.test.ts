@@ -269,7 +269,7 @@ describe('the certkeeper image, built offline from docker/Dockerfile', () => {
       );
       const top = (await docker(['top', id, '-o', 'pid,args'])).stdout;
       expect(top).toMatch(
-        /node --max-semi-space-size=1 --no-opt --no-sparkplug --single-threaded-gc \/app\/dist\/cli\/main\.js run/,
+        /node --max-semi-space-size=1 --no-opt --no-sparkplug --single-threaded-gc --bytecode-old-age=1 \/app\/dist\/cli\/main\.js run/,
       );
     } finally {
       await docker(['rm', '-f', id]).catch(() => undefined);
