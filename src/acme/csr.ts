@@ -7,21 +7,20 @@
  * What it holds is what acme-client's held: version 0, the subject CN when one is given (the CN is also the first
  * SAN), keyUsage digitalSignature + keyEncipherment (not critical), and every name as a dNSName or iPAddress.
  */
-import { createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
-import { isIP } from 'node:net';
-import { bits, extension, ipOctets, oid, pem, seq, set, tlv, utf8 } from '../crypto/der.js';
-
-function signatureAlgorithm(key: KeyObject): { id: Buffer; digest: string } {
-  if (key.asymmetricKeyType === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (curve === 'secp384r1') return { id: seq(oid('1.2.840.10045.4.3.3')), digest: 'sha384' };
-    if (curve === 'secp521r1') return { id: seq(oid('1.2.840.10045.4.3.4')), digest: 'sha512' };
-    return { id: seq(oid('1.2.840.10045.4.3.2')), digest: 'sha256' };
-  }
-  if (key.asymmetricKeyType === 'rsa')
-    return { id: seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])), digest: 'sha256' };
-  throw new Error(`cannot make a certificate request with a ${key.asymmetricKeyType} key`);
-}
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import {
+  bits,
+  extension,
+  oid,
+  pem,
+  seq,
+  set,
+  signatureAlgorithm,
+  signDer,
+  subjectAltNames,
+  tlv,
+  utf8,
+} from '../crypto/der.js';
 
 /** A PEM certificate request for `altNames` (DNS names and IP addresses), signed with `keyPem`. */
 export async function createCsrPem(
@@ -34,9 +33,7 @@ export async function createCsrPem(
   const altNames = [...names.altNames];
   if (names.commonName && !altNames.includes(names.commonName)) altNames.unshift(names.commonName);
   if (altNames.length === 0) throw new Error('a certificate request needs at least one name');
-  const san = seq(
-    ...altNames.map((n) => (isIP(n) ? tlv(0x87, ipOctets(n)) : tlv(0x82, Buffer.from(n, 'ascii')))),
-  );
+  const san = subjectAltNames(altNames);
   const info = seq(
     tlv(0x02, Buffer.from([0])), // version 1 (0)
     seq(...(names.commonName ? [set(seq(oid('2.5.4.3'), utf8(names.commonName)))] : [])),
@@ -54,8 +51,6 @@ export async function createCsrPem(
       ),
     ),
   );
-  const signature = await new Promise<Buffer>((resolve, reject) =>
-    sign(alg.digest, info, key, (err, sig) => (err ? reject(err) : resolve(sig))),
-  );
+  const signature = await signDer(alg.digest, info, key);
   return pem('CERTIFICATE REQUEST', seq(info, alg.id, bits(signature)));
 }

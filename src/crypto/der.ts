@@ -2,6 +2,7 @@
  * Just enough DER (X.690) to write a certificate or a certificate request: the placeholder and the CSR are made
  * with node:crypto keys and signatures around these few hundred bytes, without an ASN.1 library on the hot path.
  */
+import { type KeyObject, sign } from 'node:crypto';
 import { isIP } from 'node:net';
 
 function len(n: number): Buffer {
@@ -88,4 +89,32 @@ export function publicKeyBits(spki: Buffer): Buffer {
 export function pem(label: string, der: Buffer): string {
   const b64 = der.toString('base64').replace(/.{64}/g, '$&\n');
   return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
+}
+
+/** A subjectAltName extension's value: dNSName for names, iPAddress for address literals. */
+export function subjectAltNames(names: string[]): Buffer {
+  return seq(...names.map((n) => (isIP(n) ? tlv(0x87, ipOctets(n)) : tlv(0x82, Buffer.from(n, 'ascii')))));
+}
+
+/**
+ * The signatureAlgorithm for a private key and the digest it signs with: ecdsa-with-SHA256/384/512 by curve,
+ * sha256WithRSAEncryption (NULL parameters) for RSA.
+ */
+export function signatureAlgorithm(key: KeyObject): { id: Buffer; digest: string } {
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (curve === 'secp384r1') return { id: seq(oid('1.2.840.10045.4.3.3')), digest: 'sha384' };
+    if (curve === 'secp521r1') return { id: seq(oid('1.2.840.10045.4.3.4')), digest: 'sha512' };
+    return { id: seq(oid('1.2.840.10045.4.3.2')), digest: 'sha256' };
+  }
+  if (key.asymmetricKeyType === 'rsa')
+    return { id: seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])), digest: 'sha256' };
+  throw new Error(`cannot sign with a ${key.asymmetricKeyType} key`);
+}
+
+/** `tbs` signed on libuv's thread pool; ECDSA signatures come DER-encoded, as X.509 and PKCS#10 carry them. */
+export function signDer(digest: string, tbs: Buffer, key: KeyObject): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    sign(digest, tbs, key, (err, sig) => (err ? reject(err) : resolve(sig))),
+  );
 }

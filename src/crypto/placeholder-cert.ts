@@ -10,18 +10,19 @@
  * CA), critical keyUsage (digitalSignature, keyEncipherment), extKeyUsage serverAuth, the subjectAltName (DNS names
  * and IP addresses) and a subjectKeyIdentifier (SHA-1 of the public key, RFC 5280 4.2.1.2 method 1).
  */
-import { createHash, generateKeyPair, type KeyObject, randomBytes, sign } from 'node:crypto';
-import { isIP } from 'node:net';
+import { createHash, generateKeyPair, type KeyObject, randomBytes } from 'node:crypto';
 import {
   bits,
   extension,
-  ipOctets,
   octets,
   oid,
   pem,
   publicKeyBits,
   seq,
   set,
+  signatureAlgorithm,
+  signDer,
+  subjectAltNames,
   time,
   tlv,
   utf8,
@@ -41,19 +42,6 @@ function keyPair(keyType: PlaceholderKeyType): Promise<{ publicKey: KeyObject; p
       generateKeyPair('rsa', { modulusLength: Number(keyType.slice(4)), publicExponent: 0x10001 }, done);
     else reject(new Error(`unknown key type "${String(keyType)}"`));
   });
-}
-
-/** signatureAlgorithm and the digest for it: ecdsa-with-SHA256/384, sha256WithRSAEncryption (NULL parameters). */
-function signatureAlgorithm(keyType: PlaceholderKeyType): { id: Buffer; digest: string } {
-  if (keyType === 'ecdsa-p384') return { id: seq(oid('1.2.840.10045.4.3.3')), digest: 'sha384' };
-  if (keyType === 'ecdsa-p256') return { id: seq(oid('1.2.840.10045.4.3.2')), digest: 'sha256' };
-  return { id: seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])), digest: 'sha256' };
-}
-
-function signAsync(digest: string, data: Buffer, key: KeyObject): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    sign(digest, data, key, (err, sig) => (err ? reject(err) : resolve(sig))),
-  );
 }
 
 export interface PlaceholderOptions {
@@ -81,10 +69,8 @@ export async function createPlaceholderCert(
     set(seq(oid('2.5.4.10'), utf8('certkeeper placeholder'))),
   );
   const names = opts.altNames.length > 0 ? opts.altNames : [opts.commonName];
-  const san = seq(
-    ...names.map((n) => (isIP(n) ? tlv(0x87, ipOctets(n)) : tlv(0x82, Buffer.from(n, 'ascii')))),
-  );
-  const alg = signatureAlgorithm(keyType);
+  const san = subjectAltNames(names);
+  const alg = signatureAlgorithm(privateKey);
   const tbs = seq(
     tlv(0xa0, tlv(0x02, Buffer.from([2]))), // v3
     tlv(0x02, serial),
@@ -104,7 +90,7 @@ export async function createPlaceholderCert(
       ),
     ),
   );
-  const signature = await signAsync(alg.digest, tbs, privateKey);
+  const signature = await signDer(alg.digest, tbs, privateKey);
   const cert = seq(tbs, alg.id, bits(signature));
   return {
     certPem: pem('CERTIFICATE', cert),

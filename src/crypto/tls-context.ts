@@ -11,7 +11,8 @@ export function secureContextFor(caBundlePem: string): tls.SecureContext {
   let ctx = contexts.get(caBundlePem);
   if (!ctx) {
     // The default context trusts node's root store (the bundled roots, or OpenSSL's with --use-openssl-ca); adding
-    // the bundle to it copies that store's parsed roots (~1.5 ms). `ca: [...tls.rootCertificates, bundle]` parsed all ~150 root PEMs again (~22 ms of a cold renew).
+    // the bundle to it copies that store's parsed roots (~1.5 ms). `ca: [...tls.rootCertificates, bundle]` parsed
+    // all ~150 root PEMs again (~22 ms of a cold renew).
     ctx = tls.createSecureContext();
     const native = (ctx as { context?: { addCACert?: (pem: string) => void } }).context;
     if (typeof native?.addCACert === 'function') native.addCACert(caBundlePem);

@@ -17,7 +17,8 @@ export type { SaveInput } from './types.js';
 export const LIVE_FILES = ['cert', 'chain', 'fullchain', 'privkey'] as const;
 type LiveFile = (typeof LIVE_FILES)[number];
 
-const CURRENT = '.current';
+/** live/<name>/.current: the link to the archive's version folder that is live. */
+export const CURRENT = '.current';
 /**
  * live/<name>/combined.pem: fullchain and private key in one file (0600), switched with the other four. A reader
  * that takes certificate and key from one open of it (HAProxy's `crt`, most TLS libraries) can never pair a new
@@ -59,22 +60,20 @@ from one open of it never sees a new certificate with an old key.
 export class CertStore implements Store {
   readonly locker: FileLocker;
 
+  /**
+   * The root normalised once; paths below it are put together by concatenation (names are safe file names: config
+   * validation, isSafeFileName): `status` builds six paths for each of 10,000 certificates.
+   */
+  private readonly base: string;
+
   constructor(
     readonly root: string,
     opts: { logger?: Logger } = {},
   ) {
     this.locker = new FileLocker(join(root, 'locks'), { logger: opts.logger });
+    const normalised = join(root, '.');
+    this.base = normalised === '/' ? '' : normalised;
   }
-
-  /**
-   * The root normalised once; paths below it are put together by concatenation (names are safe file names: config
-   * validation, isSafeFileName): `status` builds six paths for each of 10,000 certificates.
-   */
-  private get base(): string {
-    this.#base ??= join(this.root, '.') === '/' ? '' : join(this.root, '.');
-    return this.#base;
-  }
-  #base: string | undefined;
 
   liveDir(name: string): string {
     return `${this.base}/live/${name}`;
@@ -237,21 +236,21 @@ export class CertStore implements Store {
     }
     const info = certSummary(files.cert);
     const now = new Date().toISOString();
-    const prev = (await this.readState(name)) ?? { name };
-    const state: CertState = {
-      ...prev,
-      domains: input.domains,
-      keyType: input.keyType,
-      serial: info.serial,
-      notBefore: info.notBefore.toISOString(),
-      notAfter: info.notAfter.toISOString(),
-      version,
-      issuedAt: now,
-      placeholder: input.placeholder === true,
-      ...input.state,
+    const state = await this.updateState(
       name,
-    };
-    await writeFileAtomic(this.statePath(name), `${JSON.stringify(state, null, 2)}\n`, 0o644, { durable });
+      {
+        domains: input.domains,
+        keyType: input.keyType,
+        serial: info.serial,
+        notBefore: info.notBefore.toISOString(),
+        notAfter: info.notAfter.toISOString(),
+        version,
+        issuedAt: now,
+        placeholder: input.placeholder === true,
+        ...input.state,
+      },
+      { durable },
+    );
     // What live/ shows must be what was just written: one read of the leaf through the links, not a full current().
     const paths = this.livePaths(name);
     const shown = await readIfExists(paths.cert).catch(() => undefined);
@@ -457,15 +456,20 @@ export class CertStore implements Store {
     }
   }
 
-  async writeState(name: string, state: CertState): Promise<void> {
-    await writeFileAtomic(this.statePath(name), `${JSON.stringify(state, null, 2)}\n`, 0o644);
+  /** `durable: false`: no fsync (a placeholder's state, see save()). */
+  async writeState(name: string, state: CertState, opts: { durable?: boolean } = {}): Promise<void> {
+    await writeFileAtomic(this.statePath(name), `${JSON.stringify(state, null, 2)}\n`, 0o644, opts);
   }
 
   /** Read-modify-write of the state file. Callers hold the certificate's lock. */
-  async updateState(name: string, patch: Partial<CertState>): Promise<CertState> {
+  async updateState(
+    name: string,
+    patch: Partial<CertState>,
+    opts: { durable?: boolean } = {},
+  ): Promise<CertState> {
     const prev = (await this.readState(name)) ?? { name };
     const next: CertState = { ...prev, ...patch, name };
-    await this.writeState(name, next);
+    await this.writeState(name, next, opts);
     return next;
   }
 

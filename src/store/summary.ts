@@ -3,7 +3,7 @@ import type { LiveSummary } from '../core/certificate.js';
 import type { CertState } from '../core/state.js';
 import { certSummary, splitPemChain } from '../crypto/pem.js';
 import { CertkeeperError } from '../errors.js';
-import { type CertStore, keyTypeOf } from './store.js';
+import { type CertStore, CURRENT, keyTypeOf } from './store.js';
 
 function readSync(path: string): string | undefined {
   try {
@@ -37,7 +37,7 @@ function stateSummary(
     return undefined;
   let target: string;
   try {
-    target = readlinkSync(`${store.liveDir(name)}/.current`);
+    target = readlinkSync(`${store.liveDir(name)}/${CURRENT}`);
   } catch {
     return undefined;
   }
