@@ -49,26 +49,26 @@ const unused = {
     );
     // mime-db (133 KB of media types) reaches the bundle through axios -> form-data -> mime-types, for file uploads
     // acme-client never makes: an empty table
+    build.onResolve({ filter: /^mime-db$/ }, (a) =>
+      /mime-types$/.test(a.resolveDir) ? { path: 'mime-db', namespace: 'unused' } : undefined,
+    );
     // fastify's schema compilers (ajv, fast-json-stringify: ~330 KB): the API's routes declare no schemas and
     // src/daemon/app.ts gives fastify compilers that refuse, so nothing requires these
     build.onResolve({ filter: /^@fastify\/(ajv-compiler|fast-json-stringify-compiler)$/ }, (a) => ({
       path: a.path,
       namespace: 'unused',
     }));
-    build.onResolve({ filter: /^mime-db$/ }, (a) =>
-      /mime-types$/.test(a.resolveDir) ? { path: 'mime-db', namespace: 'unused' } : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({
-      contents:
-        a.path === 'zod-locales'
-          ? 'export {};'
-          : a.path === 'mime-db'
-            ? 'module.exports = {};'
-            : a.path.startsWith('@fastify/')
-              ? `module.exports = () => { throw new Error(${JSON.stringify(`${a.path} is not part of the certkeeper bundle`)}); };`
-              : "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
-      loader: 'js',
-    }));
+    const refuse = (what) =>
+      `module.exports = () => { throw new Error(${JSON.stringify(`${what} is not part of the certkeeper bundle`)}); };`;
+    const STUBS = {
+      'acme-client-forge':
+        "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
+      'zod-locales': 'export {};',
+      'mime-db': 'module.exports = {};',
+      '@fastify/ajv-compiler': refuse('@fastify/ajv-compiler'),
+      '@fastify/fast-json-stringify-compiler': refuse('@fastify/fast-json-stringify-compiler'),
+    };
+    build.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({ contents: STUBS[a.path], loader: 'js' }));
   },
 };
 const outdir = resolve(root, values.outdir);
@@ -79,15 +79,6 @@ const banner = {
 
 const LAZY_PACKAGES = /^(@aws-sdk\/|@smithy\/|dockerode$|pg$|pg-native$|nodemailer$)/;
 const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]/g, '\\/')).join('|')})$`);
-/**
- * Imports that stay imports, loaded when the code using them first runs:
- * - the AWS SDK, dockerode, pg and nodemailer stay in node_modules (esbuild would hoist their static imports to
- *   the top of the bundle: every start would pay ~70 ms for dockerode alone);
- * - node's own modules: an ES import of node:http builds its ES facade, which reads every export, including the
- *   lazy ones that load undici (~25 ms); require() does not, and only the modules a command uses load.
- * Each becomes a small CommonJS module inside the bundle that require()s the real one; it runs when the
- * (lazily initialised) module importing it does.
- */
 /**
  * node's modules that cost milliseconds to load (crypto ~3 ms, tls ~4 ms with net, child_process, worker_threads,
  * http, ...) and that modules on every command's path import for a function only some commands call (the store's
@@ -108,6 +99,15 @@ for (const k of ${JSON.stringify(names)}) Object.defineProperty(lazy, k, { get: 
 module.exports = lazy;`;
 }
 
+/**
+ * Imports that stay imports, loaded when the code using them first runs:
+ * - the AWS SDK, dockerode, pg and nodemailer stay in node_modules (esbuild would hoist their static imports to
+ *   the top of the bundle: every start would pay ~70 ms for dockerode alone);
+ * - node's own modules: an ES import of node:http builds its ES facade, which reads every export, including the
+ *   lazy ones that load undici (~25 ms); require() does not, and only the modules a command uses load.
+ * Each becomes a small CommonJS module inside the bundle that require()s the real one; it runs when the
+ * (lazily initialised) module importing it does.
+ */
 const lazyImports = {
   name: 'certkeeper-lazy-imports',
   setup(build) {
@@ -145,16 +145,16 @@ const result = await esbuild.build({
   minifySyntax: true,
 });
 if (process.env.CK_METAFILE) await writeFile(process.env.CK_METAFILE, JSON.stringify(result.metafile));
-// The createRequire banner only where the code calls require (CommonJS dependencies, node's modules): ~50 of the
-// chunks never do, and each banner costs a module import and a createRequire at load (~0.1 ms each on Node 20).
-const BANNER = banner.js;
+// The createRequire banner only where the code calls require: esbuild routes every require of the bundle through
+// its runtime chunk's __require, so only a few files keep it; each banner costs a module import and a
+// createRequire at load (~0.1 ms each on Node 20).
 for (const dir of [join(outdir, 'cli'), join(outdir, 'cli', 'chunks')]) {
   for (const f of await readdir(dir)) {
     if (!f.endsWith('.js')) continue;
     const file = join(dir, f);
     const text = await readFile(file, 'utf8');
-    if (text.startsWith(BANNER) && !/\brequire\b/.test(text.slice(BANNER.length)))
-      await writeFile(file, text.slice(BANNER.length).replace(/^\n/, ''));
+    if (text.startsWith(banner.js) && !/\brequire\b/.test(text.slice(banner.js.length)))
+      await writeFile(file, text.slice(banner.js.length).replace(/^\n/, ''));
   }
 }
 await writeFile(
