@@ -56,36 +56,13 @@ afterAll(async () => {
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
 
-/** Starts `run`, waits for the API, returns the argv the process (same pid) runs with now. */
-async function daemonArgv(node: string, env: NodeJS.ProcessEnv = {}): Promise<string[]> {
-  const p = spawn(node, [main, '-c', config, 'run', '--no-check-at-start'], {
-    env: { PATH: process.env.PATH, LOG_FORMAT: 'json', NODE_COMPILE_CACHE: join(work, 'cc'), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((r) => p.once('exit', r));
-  const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-  try {
-    let out = '';
-    await new Promise<void>((res, rej) => {
-      p.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('"api.listening"')) res();
-      });
-      p.stderr.on('data', (c: Buffer) => {
-        out += c.toString();
-      });
-      void exited.then((code) => rej(new Error(`run exited ${code}: ${out}`)));
-    });
-    return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } finally {
-    p.kill('SIGTERM');
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
-/** Starts `run` on `file`, waits for the API, returns what /metrics says V8's young generation holds (bytes). */
-async function youngGeneration(node: string, file: string, env: NodeJS.ProcessEnv = {}): Promise<number> {
+/** Starts `run` on `file`, waits for the API, gives `probe` its pid and port, then stops it. */
+async function withRun<T>(
+  node: string,
+  file: string,
+  env: NodeJS.ProcessEnv,
+  probe: (pid: number, port: number) => Promise<T> | T,
+): Promise<T> {
   const p = spawn(node, [main, '-c', file, 'run', '--no-check-at-start'], {
     env: { PATH: process.env.PATH, LOG_FORMAT: 'json', NODE_COMPILE_CACHE: join(work, 'cc'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -105,14 +82,26 @@ async function youngGeneration(node: string, file: string, env: NodeJS.ProcessEn
       });
       void exited.then((code) => rej(new Error(`run exited ${code}: ${out}`)));
     });
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return Number(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(metrics)?.[1]);
+    return await probe(p.pid!, port);
   } finally {
     p.kill('SIGTERM');
     await exited;
     clearTimeout(timer);
   }
 }
+
+/** The argv the `run` process (same pid) runs with once its API listens. */
+const daemonArgv = (node: string, env: NodeJS.ProcessEnv = {}) =>
+  withRun(node, config, env, (pid) =>
+    readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean),
+  );
+
+/** What /metrics says V8's young generation holds (bytes) once `run` on `file` listens. */
+const youngGeneration = (node: string, file: string, env: NodeJS.ProcessEnv = {}) =>
+  withRun(node, file, env, async (_pid, port) => {
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(metrics)?.[1]);
+  });
 
 describe('the bin npm run build makes', () => {
   it.each(NODES)('prints its version and checks a configuration (%s)', async (node) => {
