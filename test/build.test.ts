@@ -112,6 +112,28 @@ describe('the bin npm run build makes', () => {
   });
 
   it.each(NODES)(
+    'writes all of a long status into a pipe read slowly before it exits (%s)',
+    async (node) => {
+      // one-shot commands exit as soon as main() returns (main.ts exitWhenWritten): the output must all be there
+      const p = spawn(node, [main, '-c', bigConfig, 'status', '--json'], {
+        env: { PATH: process.env.PATH },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      p.stdout.pause(); // the 64 KiB pipe fills and the writer waits
+      await new Promise((r) => setTimeout(r, 300));
+      const chunks: Buffer[] = [];
+      p.stdout.on('data', (c: Buffer) => chunks.push(c));
+      p.stdout.resume();
+      const code = await new Promise<number | null>((r) => p.once('close', r));
+      expect(code).toBe(0);
+      const rows = JSON.parse(Buffer.concat(chunks).toString()) as { name: string; validity: string }[];
+      expect(rows).toHaveLength(1000);
+      expect(rows.at(-1)).toMatchObject({ name: 'site-999', validity: 'missing' });
+    },
+    30_000,
+  );
+
+  it.each(NODES)(
     '`run` keeps its pid and runs with the daemon settings where Node can execve (%s)',
     async (node) => {
       const { stdout } = await run(node, ['-p', "typeof process.execve === 'function'"]);

@@ -239,10 +239,16 @@ function quietOnClosedStdout(): void {
   });
 }
 
+/** The subcommand whose action ran last (commander's preAction hook), for the exit below. */
+let ranCommand: string | undefined;
+
 export async function main(argv: string[]): Promise<void> {
   quietOnClosedStdout();
   const program = buildProgram();
   program.exitOverride();
+  program.hook('preAction', (_program, action) => {
+    ranCommand = action.name();
+  });
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -269,4 +275,20 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+/**
+ * A one-shot command is finished when main() returns: exit then, rather than let V8 first finish the collection it
+ * started during the command, on a heap about to go (a full mark-compact after `status` over 1,000 certificates:
+ * ~8 ms of ~160). Nothing written is lost: stdout, stderr and the logger write synchronously to files, pipes and
+ * terminals on POSIX, and the empty writes wait for anything still queued. `run` ends on its own terms (run.ts).
+ */
+function exitWhenWritten(): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit();
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 await main(process.argv);
+if (ranCommand !== 'run') exitWhenWritten();
