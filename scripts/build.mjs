@@ -16,10 +16,11 @@
  * Type checking is `npm run typecheck`; esbuild only strips the types.
  */
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { builtinModules, createRequire } from 'node:module';
+import { builtinModules } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
+import { HEAVY_BUILTIN, lazyBuiltin } from './lazy-builtin.mjs';
 
 const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
 const root = resolve(import.meta.dirname, '..');
@@ -58,6 +59,13 @@ const unused = {
       path: a.path,
       namespace: 'unused',
     }));
+    // prom-client's Pushgateway client (and through it zlib, ~0.1 MB resident): the daemon is scraped, it pushes
+    // nothing
+    build.onResolve({ filter: /^\.\/lib\/pushgateway$/ }, (a) =>
+      /prom-client$/.test(a.resolveDir)
+        ? { path: 'prom-client-pushgateway', namespace: 'unused' }
+        : undefined,
+    );
     const refuse = (what) =>
       `module.exports = () => { throw new Error(${JSON.stringify(`${what} is not part of the certkeeper bundle`)}); };`;
     const STUBS = {
@@ -65,6 +73,8 @@ const unused = {
         "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
       'zod-locales': 'export {};',
       'mime-db': 'module.exports = {};',
+      'prom-client-pushgateway':
+        "module.exports = class Pushgateway { constructor() { throw new Error('prom-client Pushgateway is not part of the certkeeper bundle'); } };",
       '@fastify/ajv-compiler': refuse('@fastify/ajv-compiler'),
       '@fastify/fast-json-stringify-compiler': refuse('@fastify/fast-json-stringify-compiler'),
     };
@@ -79,25 +89,6 @@ const banner = {
 
 const LAZY_PACKAGES = /^(@aws-sdk\/|@smithy\/|dockerode$|pg$|pg-native$|nodemailer$)/;
 const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]/g, '\\/')).join('|')})$`);
-/**
- * node's modules that cost milliseconds to load (crypto ~3 ms, tls ~4 ms with net, child_process, worker_threads,
- * http, ...) and that modules on every command's path import for a function only some commands call (the store's
- * key checks, the lock's host name, the listener checks of `run`). Their wrapper is an object with a getter per
- * export that loads the real module on first use: `status` and `check-config` never load crypto, tls, net,
- * child_process or worker_threads. Functions are called as the module's own (none of these read `this` from the
- * module object); the export names are node's at build time (the same major or older at run time).
- */
-const HEAVY_BUILTIN =
-  /^(node:)?(crypto|tls|net|http|https|http2|child_process|worker_threads|dns|dns\/promises|zlib|dgram|readline|v8|vm|perf_hooks)$/;
-const nodeRequire = createRequire(import.meta.url);
-function lazyBuiltin(id) {
-  const names = Object.keys(nodeRequire(id)).filter((k) => k !== 'default' && k !== '__esModule');
-  return `let real;
-const load = () => (real ??= require(${JSON.stringify(id)}));
-const lazy = {};
-for (const k of ${JSON.stringify(names)}) Object.defineProperty(lazy, k, { get: () => load()[k], enumerable: true });
-module.exports = lazy;`;
-}
 
 /**
  * Imports that stay imports, loaded when the code using them first runs:

@@ -33,7 +33,8 @@ export async function makeImageContext(ctx: string): Promise<void> {
     await fs.copyFile(join(REPO, f), join(ctx, f));
   }
   await fs.mkdir(join(ctx, 'scripts'));
-  await fs.copyFile(join(REPO, 'scripts/build.mjs'), join(ctx, 'scripts/build.mjs'));
+  for (const f of ['build.mjs', 'lazy-builtin.mjs'])
+    await fs.copyFile(join(REPO, 'scripts', f), join(ctx, 'scripts', f));
   await fs.mkdir(join(ctx, 'docker'));
   await fs.copyFile(join(REPO, 'docker/entrypoint.sh'), join(ctx, 'docker/entrypoint.sh'));
   await fs.cp(join(REPO, 'docker/monitoring'), join(ctx, 'docker/monitoring'), { recursive: true });
