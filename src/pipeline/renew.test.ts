@@ -2,6 +2,7 @@
  * Every branch of the pipeline with in-memory parts: a memory Store/Locker, a fake Issuer, fake deployers and an
  * alert sink that records. No CA, no disk, no network: milliseconds per case.
  */
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../test/fakes/memory-store.js';
 import { ariCertId } from '../acme/ari-id.js';
@@ -236,6 +237,36 @@ describe('renew(): the pipeline over injected parts', () => {
     expect(r.results[0]).toMatchObject({ status: 'failed', error: { code: 'CK_ERR_LOCK_LOST' } });
     expect(t.store.saved).toEqual([]);
     expect(t.store.stateWrites).toBe(0);
+  });
+
+  it("the caller's long-lived signal (the daemon's) keeps nothing of a run, ordered or skipped", async () => {
+    const t = setup({ bootstrap: false });
+    const daemon = new AbortController();
+    await t.run({ signal: daemon.signal });
+    for (let i = 0; i < 20; i++) await t.run({ signal: daemon.signal, ari: false });
+    expect(t.issuer.orders).toHaveLength(1);
+    expect(getEventListeners(daemon.signal, 'abort')).toHaveLength(0);
+    // what AbortSignal.any registers with its sources (node's own symbol): one per certificate per run, kept
+    const dependants = Object.getOwnPropertySymbols(daemon.signal).find(
+      (k) => k.description === 'kDependantSignals',
+    );
+    expect(
+      dependants ? (daemon.signal as unknown as Record<symbol, Set<unknown>>)[dependants]!.size : 0,
+    ).toBe(0);
+  });
+
+  it("aborting the caller's signal during an order reaches the order", async () => {
+    const t = setup({ bootstrap: false });
+    const daemon = new AbortController();
+    let seen: AbortSignal | undefined;
+    t.issuer.during = () => {
+      seen = t.issuer.orders[0]!.signal;
+      daemon.abort(new Error('shutting down'));
+    };
+    await t.run({ signal: daemon.signal });
+    expect(seen?.aborted).toBe(true);
+    expect(seen?.reason).toEqual(new Error('shutting down'));
+    expect(getEventListeners(daemon.signal, 'abort')).toHaveLength(0);
   });
 
   it('deploy failure: "renewed but not deployed" said once, with the fix; the next run redeploys without ordering', async () => {

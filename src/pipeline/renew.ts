@@ -243,6 +243,29 @@ export const defaultVerifier: Verifier = (issued, cert) => {
   }
 };
 
+/**
+ * One signal that aborts when any of `sources` does, for one order, and lets go of them when released.
+ * AbortSignal.any would leave the combined signal registered with the daemon's signal, which lives as long as the
+ * daemon: a weak reference per certificate per check that Node 20 never drops, and the signal itself (with the
+ * order's listeners) on both 20 and 22 once an order has listened to it.
+ */
+function oneSignal(sources: AbortSignal[]): { signal: AbortSignal; release(): void } {
+  const ac = new AbortController();
+  const onAbort = (e: Event) => ac.abort((e.target as AbortSignal).reason);
+  const release = () => {
+    for (const s of sources) s.removeEventListener('abort', onAbort);
+  };
+  for (const s of sources) {
+    if (s.aborted) {
+      ac.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', onAbort, { once: true });
+  }
+  if (ac.signal.aborted) release();
+  return { signal: ac.signal, release };
+}
+
 interface Loaded {
   state: CertState | undefined;
   live: IssuedCertificate | undefined;
@@ -258,7 +281,6 @@ async function renewOne(cert: CertificateConfig, c: Ctx, logger: Logger): Promis
   try {
     lock = await lockStep(cert, c);
     if (!lock) return await busyResult(cert, c, logger, t0);
-    const signal = c.opts.signal ? AbortSignal.any([c.opts.signal, lock.lost]) : lock.lost;
     const held = lock;
     const assertHeld = () => {
       if (held.lost.aborted) throw held.lost.reason;
@@ -274,7 +296,10 @@ async function renewOne(cert: CertificateConfig, c: Ctx, logger: Logger): Promis
     }
     if (!plan.due) return await skipStep(cert, c, loaded, plan, logger, t0);
 
-    const ordered = await obtainStep(cert, c, loaded, plan, logger, signal);
+    const stop = c.opts.signal ? oneSignal([c.opts.signal, lock.lost]) : undefined;
+    const ordered = await obtainStep(cert, c, loaded, plan, logger, stop?.signal ?? lock.lost).finally(() =>
+      stop?.release(),
+    );
     if (c.opts.dryRun) {
       const result: CertResult = {
         name,
