@@ -66,6 +66,22 @@ const unused = {
         ? { path: 'prom-client-pushgateway', namespace: 'unused' }
         : undefined,
     );
+    // Parts of the daemon's dependencies that certkeeper never runs, whose source would otherwise sit on the idle
+    // daemon's heap: fastify's inject() (light-my-request and its cookie parsers: the API is tested through real
+    // requests), prom-client's Summary metrics (tdigest; certkeeper has counters, gauges and histograms) and the
+    // OpenTelemetry API prom-client reads only for exemplars (off: the stub answers as the API does with no tracer
+    // registered, no active span)
+    build.onResolve({ filter: /^light-my-request$/ }, (a) =>
+      /fastify$/.test(a.resolveDir) ? { path: 'light-my-request', namespace: 'unused' } : undefined,
+    );
+    build.onResolve({ filter: /^tdigest$/ }, (a) =>
+      /prom-client[\\/]lib$/.test(a.resolveDir) ? { path: 'tdigest', namespace: 'unused' } : undefined,
+    );
+    build.onResolve({ filter: /^@opentelemetry\/api$/ }, (a) =>
+      /prom-client[\\/]lib[\\/]metrics$/.test(a.resolveDir)
+        ? { path: '@opentelemetry/api', namespace: 'unused' }
+        : undefined,
+    );
     const refuse = (what) =>
       `module.exports = () => { throw new Error(${JSON.stringify(`${what} is not part of the certkeeper bundle`)}); };`;
     const STUBS = {
@@ -75,6 +91,11 @@ const unused = {
       'mime-db': 'module.exports = {};',
       'prom-client-pushgateway':
         "module.exports = class Pushgateway { constructor() { throw new Error('prom-client Pushgateway is not part of the certkeeper bundle'); } };",
+      'light-my-request': refuse("fastify's inject() (light-my-request)"),
+      tdigest:
+        "module.exports = { TDigest: class TDigest { constructor() { throw new Error('prom-client Summary metrics are not part of the certkeeper bundle'); } } };",
+      '@opentelemetry/api':
+        'module.exports = { trace: { getSpan: () => undefined }, context: { active: () => undefined } };',
       '@fastify/ajv-compiler': refuse('@fastify/ajv-compiler'),
       '@fastify/fast-json-stringify-compiler': refuse('@fastify/fast-json-stringify-compiler'),
     };

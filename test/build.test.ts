@@ -167,6 +167,27 @@ describe('the bin npm run build makes', () => {
     60_000,
   );
 
+  it.each(NODES)(
+    'serves its API and all its metrics from the bundle, with the parts it leaves out stubbed (%s)',
+    async (node) => {
+      // the bundle stubs fastify's inject(), prom-client's Summary and the OpenTelemetry API (scripts/build.mjs)
+      const { health, metrics } = await withRun(node, config, {}, async (_pid, port) => ({
+        health: await (await fetch(`http://127.0.0.1:${port}/healthz`)).json(),
+        metrics: await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+      }));
+      expect(health).toEqual({ ok: true });
+      for (const series of [
+        'process_cpu_user_seconds_total',
+        'process_resident_memory_bytes',
+        'nodejs_eventloop_lag_seconds',
+        'nodejs_gc_duration_seconds_count',
+        'nodejs_heap_space_size_used_bytes',
+      ])
+        expect(metrics).toMatch(new RegExp(`^${series}`, 'm'));
+    },
+    60_000,
+  );
+
   it("issues a certificate through a real CA with the bundle's own crypto (no @peculiar/x509, asn1js or yaml in it)", async () => {
     const bundle = (
       await Promise.all(
