@@ -25,19 +25,90 @@ import { HEAVY_BUILTIN, lazyBuiltin } from './lazy-builtin.mjs';
 const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist' } } });
 const root = resolve(import.meta.dirname, '..');
 
+/** A module whose every use throws, naming what is left out. */
+const refuse = (what) =>
+  `module.exports = () => { throw new Error(${JSON.stringify(`${what} is not part of the certkeeper bundle`)}); };`;
+/** A class whose construction throws. */
+const refuseClass = (name, what) =>
+  `class ${name} { constructor() { throw new Error(${JSON.stringify(`${what} is not part of the certkeeper bundle`)}); } }`;
+
 /**
  * Parts of dependencies certkeeper never calls, left out of the bundle (less to read, parse and keep in memory):
- * acme-client's node-forge helpers (acme.forge; certkeeper uses node:crypto), mime-db, and zod's
- * translated error messages other than English (z.locales; certkeeper words its own errors).
+ * each is the import `path` made from a folder matching `from` (any folder without), and what stands in its place.
  */
+const STUBS = [
+  // acme-client's node-forge helpers (acme.forge): certkeeper uses node:crypto
+  {
+    name: 'acme-client-forge',
+    path: /^\.\/crypto\/forge$/,
+    from: /acme-client[\\/]src$/,
+    contents:
+      "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
+  },
+  // zod's translated error messages other than English (z.locales): certkeeper words its own errors
+  {
+    name: 'zod-locales',
+    path: /^\.\.\/locales\/index\.js$/,
+    from: /zod[\\/]v4[\\/]classic$/,
+    contents: 'export {};',
+  },
+  // mime-db (133 KB of media types) reaches the bundle through axios -> form-data -> mime-types, for file uploads
+  // acme-client never makes: an empty table
+  { name: 'mime-db', path: /^mime-db$/, from: /mime-types$/, contents: 'module.exports = {};' },
+  // fastify's schema compilers (ajv, fast-json-stringify: ~330 KB): the API's routes declare no schemas and
+  // src/daemon/app.ts gives fastify compilers that refuse, so nothing requires these
+  {
+    name: '@fastify/ajv-compiler',
+    path: /^@fastify\/ajv-compiler$/,
+    contents: refuse('@fastify/ajv-compiler'),
+  },
+  {
+    name: '@fastify/fast-json-stringify-compiler',
+    path: /^@fastify\/fast-json-stringify-compiler$/,
+    contents: refuse('@fastify/fast-json-stringify-compiler'),
+  },
+  // What follows is code the idle daemon would otherwise keep the source of on its heap.
+  // fastify's inject() (light-my-request and its cookie parsers): the API is tested through real requests
+  {
+    name: 'light-my-request',
+    path: /^light-my-request$/,
+    from: /fastify$/,
+    contents: refuse("fastify's inject() (light-my-request)"),
+  },
+  // prom-client's Pushgateway client (and through it zlib, ~0.1 MB resident): the daemon is scraped, it pushes
+  // nothing
+  {
+    name: 'prom-client-pushgateway',
+    path: /^\.\/lib\/pushgateway$/,
+    from: /prom-client$/,
+    contents: `module.exports = ${refuseClass('Pushgateway', 'prom-client Pushgateway')};`,
+  },
+  // prom-client's Summary metrics (tdigest): certkeeper has counters, gauges and histograms
+  {
+    name: 'tdigest',
+    path: /^tdigest$/,
+    from: /prom-client[\\/]lib$/,
+    contents: `module.exports = { TDigest: ${refuseClass('TDigest', 'prom-client Summary')} };`,
+  },
+  // the OpenTelemetry API, which prom-client reads only for exemplars (off): the stub answers as the API does with no
+  // tracer registered, no active span
+  {
+    name: '@opentelemetry/api',
+    path: /^@opentelemetry\/api$/,
+    from: /prom-client[\\/]lib[\\/]metrics$/,
+    contents:
+      'module.exports = { trace: { getSpan: () => undefined }, context: { active: () => undefined } };',
+  },
+];
+
 const unused = {
   name: 'certkeeper-unused',
   setup(build) {
-    build.onResolve({ filter: /^\.\/crypto\/forge$/ }, (a) =>
-      /acme-client[\\/]src$/.test(a.resolveDir)
-        ? { path: 'acme-client-forge', namespace: 'unused' }
-        : undefined,
-    );
+    for (const stub of STUBS) {
+      build.onResolve({ filter: stub.path }, (a) =>
+        !stub.from || stub.from.test(a.resolveDir) ? { path: stub.name, namespace: 'unused' } : undefined,
+      );
+    }
     // acme-client's crypto module (WebCrypto through @peculiar/x509 and asn1js) becomes certkeeper's node:crypto
     // version of the functions acme-client itself calls (src/acme/acme-client-crypto.ts; equality tested)
     build.onResolve({ filter: /^\.\/crypto$/ }, (a) =>
@@ -45,61 +116,10 @@ const unused = {
         ? { path: resolve(root, 'src', 'acme', 'acme-client-crypto.ts') }
         : undefined,
     );
-    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (a) =>
-      /zod[\\/]v4[\\/]classic$/.test(a.resolveDir) ? { path: 'zod-locales', namespace: 'unused' } : undefined,
-    );
-    // mime-db (133 KB of media types) reaches the bundle through axios -> form-data -> mime-types, for file uploads
-    // acme-client never makes: an empty table
-    build.onResolve({ filter: /^mime-db$/ }, (a) =>
-      /mime-types$/.test(a.resolveDir) ? { path: 'mime-db', namespace: 'unused' } : undefined,
-    );
-    // fastify's schema compilers (ajv, fast-json-stringify: ~330 KB): the API's routes declare no schemas and
-    // src/daemon/app.ts gives fastify compilers that refuse, so nothing requires these
-    build.onResolve({ filter: /^@fastify\/(ajv-compiler|fast-json-stringify-compiler)$/ }, (a) => ({
-      path: a.path,
-      namespace: 'unused',
+    build.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({
+      contents: STUBS.find((s) => s.name === a.path).contents,
+      loader: 'js',
     }));
-    // prom-client's Pushgateway client (and through it zlib, ~0.1 MB resident): the daemon is scraped, it pushes
-    // nothing
-    build.onResolve({ filter: /^\.\/lib\/pushgateway$/ }, (a) =>
-      /prom-client$/.test(a.resolveDir)
-        ? { path: 'prom-client-pushgateway', namespace: 'unused' }
-        : undefined,
-    );
-    // Parts of the daemon's dependencies that certkeeper never runs, whose source would otherwise sit on the idle
-    // daemon's heap: fastify's inject() (light-my-request and its cookie parsers: the API is tested through real
-    // requests), prom-client's Summary metrics (tdigest; certkeeper has counters, gauges and histograms) and the
-    // OpenTelemetry API prom-client reads only for exemplars (off: the stub answers as the API does with no tracer
-    // registered, no active span)
-    build.onResolve({ filter: /^light-my-request$/ }, (a) =>
-      /fastify$/.test(a.resolveDir) ? { path: 'light-my-request', namespace: 'unused' } : undefined,
-    );
-    build.onResolve({ filter: /^tdigest$/ }, (a) =>
-      /prom-client[\\/]lib$/.test(a.resolveDir) ? { path: 'tdigest', namespace: 'unused' } : undefined,
-    );
-    build.onResolve({ filter: /^@opentelemetry\/api$/ }, (a) =>
-      /prom-client[\\/]lib[\\/]metrics$/.test(a.resolveDir)
-        ? { path: '@opentelemetry/api', namespace: 'unused' }
-        : undefined,
-    );
-    const refuse = (what) =>
-      `module.exports = () => { throw new Error(${JSON.stringify(`${what} is not part of the certkeeper bundle`)}); };`;
-    const STUBS = {
-      'acme-client-forge':
-        "module.exports = new Proxy({}, { get(_, k) { throw new Error('acme.forge.' + String(k) + ' is not part of the certkeeper bundle'); } });",
-      'zod-locales': 'export {};',
-      'mime-db': 'module.exports = {};',
-      'prom-client-pushgateway':
-        "module.exports = class Pushgateway { constructor() { throw new Error('prom-client Pushgateway is not part of the certkeeper bundle'); } };",
-      'light-my-request': refuse("fastify's inject() (light-my-request)"),
-      tdigest:
-        "module.exports = { TDigest: class TDigest { constructor() { throw new Error('prom-client Summary metrics are not part of the certkeeper bundle'); } } };",
-      '@opentelemetry/api':
-        'module.exports = { trace: { getSpan: () => undefined }, context: { active: () => undefined } };',
-      '@fastify/ajv-compiler': refuse('@fastify/ajv-compiler'),
-      '@fastify/fast-json-stringify-compiler': refuse('@fastify/fast-json-stringify-compiler'),
-    };
-    build.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({ contents: STUBS[a.path], loader: 'js' }));
   },
 };
 const outdir = resolve(root, values.outdir);
